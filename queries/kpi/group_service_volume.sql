@@ -1,0 +1,36 @@
+-- KPI group_service_volume: the decisive figure of the desk organisation: tickets created
+-- in the period on group services (service_scope = 'group'), by arrival path:
+--   direct          held by the group desk, not forwarded (origin is null)
+--   forwarded       held by the group desk, forwarded from a school ticket (origin set)
+--   kept_at_school  held by a school desk and never forwarded to the group desk
+-- A school ticket that was forwarded is counted once, as its `forwarded` group ticket,
+-- so that the three paths add up to distinct user requests.
+-- Grain: one row per local month of created_at, service, path.
+-- Parameters: $start, $end. Output: month, service, path, tickets.
+with created as (
+    select t.source, t.ticket_id, local_month(t.created_at) as month, t.service, t.desk, t.origin
+    from tickets t
+    where t.created_at >= $start and t.created_at < $end and t.service_scope = 'group'
+),
+forwarded_from as (
+    select distinct g.origin
+    from tickets g
+    where g.desk = 'group' and g.origin is not null
+),
+paths as (
+    select
+        c.month,
+        c.service,
+        case
+            when c.desk = 'school' then 'kept_at_school'
+            when c.origin is null then 'direct'
+            else 'forwarded'
+        end as path
+    from created c
+    left join forwarded_from f on f.origin = c.source || ':' || c.ticket_id
+    where c.desk = 'group' or f.origin is null
+)
+select month, service, path, count(*) as tickets
+from paths
+group by month, service, path
+order by month, service, path

@@ -1,0 +1,109 @@
+//! The `ticketlake` command: argument parsing, dispatch to one file per subcommand, and
+//! the mapping of errors to exit codes (0 success, 1 a check failed, 2 an error).
+
+mod demo;
+mod fixtures;
+mod init;
+mod kpi;
+mod schema;
+mod sql;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::engine::localtime::LocalDays;
+use crate::lake::Lake;
+
+/// Help-desk ticket histories into a Parquet lake, service-desk KPIs in SQL.
+#[derive(Debug, Parser)]
+#[command(name = "ticketlake", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The whole path offline: synthetic INSA data into a lake, then the last month's KPIs.
+    Demo(demo::DemoArgs),
+    /// Write a deterministic synthetic INSA lake.
+    Fixtures(fixtures::FixturesArgs),
+    /// Compute the KPIs for whole local months.
+    Kpi(kpi::KpiArgs),
+    /// Run read-only SQL over the lake (a query, a file, or an interactive prompt).
+    Sql(sql::SqlArgs),
+    /// Print the documented schema of the lake's tables.
+    Schema,
+    /// Write a commented example ticketlake.toml.
+    Init(init::InitArgs),
+}
+
+/// Where the lake and the config are: shared by every command that reads the lake.
+#[derive(Debug, Clone, Args)]
+pub struct LakeArgs {
+    /// The lake: a directory or file:// URL (default: `lake` in the config).
+    #[arg(long, value_name = "URL")]
+    pub lake: Option<String>,
+    /// The configuration file (default: ./ticketlake.toml if present, else the built-in INSA group).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl LakeArgs {
+    /// The config and the lake's location.
+    pub fn resolve(&self) -> Result<(Config, String)> {
+        let config = Config::resolve(self.config.as_deref())?;
+        let lake = self.lake.clone().unwrap_or_else(|| config.lake.clone());
+        Ok((config, lake))
+    }
+
+    /// Opens an existing lake with its config.
+    pub fn open(&self) -> Result<(Config, Lake, LocalDays)> {
+        let (config, location) = self.resolve()?;
+        let lake = Lake::open(&location, false)?;
+        let days = LocalDays::new(config.tz()?);
+        Ok((config, lake, days))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Parses the command line and runs; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TICKETLAKE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = runtime().and_then(|rt| {
+        rt.block_on(async {
+            match cli.command {
+                Command::Demo(a) => demo::run(a).await,
+                Command::Fixtures(a) => fixtures::run(a).await,
+                Command::Kpi(a) => kpi::run(a).await,
+                Command::Sql(a) => sql::run(a).await,
+                Command::Schema => schema::run(),
+                Command::Init(a) => init::run(a),
+            }
+        })
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) if crate::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ticketlake: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Local days in the reporting time zone: UTC µs → local day number / month, through a
+//! precomputed table of local midnights (fast, exact across DST). Pure computation.
+
+use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono_tz::Tz;
+
+use super::calendar::{END_YEAR, FIRST_YEAR};
+
+/// Days from 1970-01-01 to a date (the Arrow `Date32` value).
+pub fn day_number(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+}
+
+/// The date of an Arrow `Date32` value.
+pub fn date_of(day: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(day as i64)
+}
+
+/// Local midnights of a time zone, 1990–2099.
+#[derive(Debug, Clone)]
+pub struct LocalDays {
+    tz: Tz,
+    first_day: i32,
+    midnights: Vec<i64>,
+}
+
+impl LocalDays {
+    pub fn new(tz: Tz) -> LocalDays {
+        let first = NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1).unwrap();
+        let end = NaiveDate::from_ymd_opt(END_YEAR, 1, 1).unwrap();
+        let mut midnights = Vec::with_capacity((end - first).num_days() as usize);
+        let mut d = first;
+        while d < end {
+            midnights.push(local_midnight_us(&tz, d));
+            d = d.succ_opt().unwrap();
+        }
+        LocalDays {
+            tz,
+            first_day: day_number(first),
+            midnights,
+        }
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// The local day number (`Date32`) of a UTC instant in µs.
+    pub fn day_of(&self, t_us: i64) -> i32 {
+        let i = self.midnights.partition_point(|&m| m <= t_us);
+        if i == 0 || i == self.midnights.len() {
+            // outside the table: ask chrono-tz
+            let dt = self.tz.timestamp_micros(t_us).single();
+            return dt.map(|d| day_number(d.date_naive())).unwrap_or(0);
+        }
+        self.first_day + i as i32 - 1
+    }
+
+    /// `YYYY-MM` of a UTC instant in µs.
+    pub fn month_of(&self, t_us: i64) -> String {
+        let d = date_of(self.day_of(t_us));
+        format!("{:04}-{:02}", d.year(), d.month())
+    }
+
+    /// The UTC µs of the local midnight starting a date.
+    pub fn midnight(&self, d: NaiveDate) -> i64 {
+        let i = day_number(d) - self.first_day;
+        if i >= 0 && (i as usize) < self.midnights.len() {
+            self.midnights[i as usize]
+        } else {
+            local_midnight_us(&self.tz, d)
+        }
+    }
+}
+
+fn local_midnight_us(tz: &Tz, d: NaiveDate) -> i64 {
+    let naive = d.and_hms_opt(0, 0, 0).unwrap();
+    match tz.from_local_datetime(&naive).earliest() {
+        Some(dt) => dt.timestamp_micros(),
+        // a zone whose DST gap swallows midnight: the first instant of that day
+        None => tz
+            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
+            .earliest()
+            .map(|dt| dt.timestamp_micros())
+            .unwrap_or_else(|| tz.from_utc_datetime(&naive).timestamp_micros()),
+    }
+}
+
+/// A local month `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl Month {
+    pub fn parse(s: &str) -> anyhow::Result<Month> {
+        let err = || anyhow::anyhow!("'{s}' is not a month YYYY-MM");
+        let (y, m) = s.split_once('-').ok_or_else(err)?;
+        let (year, month) = (y.parse().map_err(|_| err())?, m.parse().map_err(|_| err())?);
+        if y.len() != 4 || m.len() != 2 || !(1..=12).contains(&month) {
+            return Err(err());
+        }
+        Ok(Month { year, month })
+    }
+
+    pub fn first_day(self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap()
+    }
+
+    pub fn next(self) -> Month {
+        self.plus(1)
+    }
+
+    pub fn plus(self, n: i32) -> Month {
+        let idx = self.year * 12 + self.month as i32 - 1 + n;
+        Month {
+            year: idx.div_euclid(12),
+            month: idx.rem_euclid(12) as u32 + 1,
+        }
+    }
+
+    /// Months from `self` to `other` (positive when other is later).
+    pub fn until(self, other: Month) -> i32 {
+        (other.year * 12 + other.month as i32) - (self.year * 12 + self.month as i32)
+    }
+
+    pub fn of_date(d: NaiveDate) -> Month {
+        Month {
+            year: d.year(),
+            month: d.month(),
+        }
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_months_in_paris() {
+        let ld = LocalDays::new(chrono_tz::Europe::Paris);
+        // 2026-10-31 23:30 UTC is 2026-11-01 00:30 in Paris (UTC+1 after the change)
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 10, 31, 23, 30, 0)
+            .unwrap()
+            .timestamp_micros();
+        assert_eq!(ld.month_of(t), "2026-11");
+        assert_eq!(
+            date_of(ld.day_of(t)),
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+        );
+        // exactly local midnight belongs to the new day
+        let m = ld.midnight(NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
+        assert_eq!(ld.month_of(m), "2026-07");
+        assert_eq!(ld.month_of(m - 1), "2026-06");
+        assert_eq!(
+            m,
+            chrono::Utc
+                .with_ymd_and_hms(2026, 6, 30, 22, 0, 0)
+                .unwrap()
+                .timestamp_micros()
+        );
+    }
+
+    #[test]
+    fn months() {
+        let m = Month::parse("2025-12").unwrap();
+        assert_eq!(m.next().to_string(), "2026-01");
+        assert_eq!(m.plus(-12).to_string(), "2024-12");
+        assert_eq!(Month::parse("2024-09").unwrap().until(m), 15);
+        assert!(Month::parse("2025-13").is_err());
+        assert!(Month::parse("25-01").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! The engine: a DataFusion session over the lake with the canonical tables, the
+//! reference tables of the config, the shared views of `queries/views/` and the
+//! business-time UDFs. Reads only; never writes the lake.
+
+pub mod calendar;
+pub mod localtime;
+pub mod query;
+pub mod udf;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use arrow::array::{Float64Array, RecordBatch, StringArray, UInt8Array, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use url::Url;
+
+use crate::config::Config;
+use crate::lake::{ENGINE_URL, Lake};
+use crate::model::{PARTITION_COLUMNS, Table};
+use crate::queries;
+
+/// SQL options that allow queries only: no DDL, DML, COPY or SET.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A session over `lake` with every table, view and function registered.
+pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
+    let cfg = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let ctx = SessionContext::new_with_config(cfg);
+    let url = Url::parse(ENGINE_URL).expect("valid engine URL");
+    ctx.register_object_store(&url, lake.store.clone());
+
+    for table in Table::ALL {
+        let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(
+                PARTITION_COLUMNS
+                    .iter()
+                    .map(|c| (c.name.to_string(), DataType::Utf8))
+                    .collect(),
+            );
+        let raw = format!("lake_{}", table.name());
+        ctx.register_listing_table(
+            &raw,
+            format!("{ENGINE_URL}{}/", table.name()),
+            opts,
+            Some(table.file_schema()),
+            None,
+        )
+        .await
+        .with_context(|| format!("registering table {}", table.name()))?;
+        let columns: Vec<&str> = table.full_columns().iter().map(|c| c.name).collect();
+        let view = format!("select {} from {raw}", columns.join(", "));
+        register_view(&ctx, table.name(), &view).await?;
+    }
+
+    for f in udf::all(config)? {
+        ctx.register_udf(f);
+    }
+    register_reference_tables(&ctx, config)?;
+    for (name, sql) in queries::views()? {
+        register_view(&ctx, &name, &sql)
+            .await
+            .with_context(|| format!("in queries/views/{name}.sql"))?;
+    }
+    Ok(ctx)
+}
+
+async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    let plan = ctx
+        .state()
+        .create_logical_plan(sql)
+        .await
+        .with_context(|| format!("planning view {name}"))?;
+    let view = datafusion::catalog::view::ViewTable::new(plan, Some(sql.to_string()));
+    ctx.register_table(name, Arc::new(view))?;
+    Ok(())
+}
+
+fn mem(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
+/// `services`, `orgs` and `sla_targets` from the config.
+fn register_reference_tables(ctx: &SessionContext, config: &Config) -> Result<()> {
+    let utf8 = |n: &str| Field::new(n, DataType::Utf8, false);
+    let s = &config.services;
+    mem(
+        ctx,
+        "services",
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                utf8("service"),
+                utf8("service_scope"),
+                utf8("owner_team"),
+            ])),
+            vec![
+                Arc::new(StringArray::from_iter_values(s.iter().map(|x| &x.name))),
+                Arc::new(StringArray::from_iter_values(s.iter().map(|x| &x.scope))),
+                Arc::new(StringArray::from_iter_values(
+                    s.iter().map(|x| &x.owner_team),
+                )),
+            ],
+        )?,
+    )?;
+    let o = &config.orgs;
+    mem(
+        ctx,
+        "orgs",
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                utf8("org"),
+                utf8("name"),
+                utf8("calendar"),
+                Field::new("headcount", DataType::UInt32, true),
+            ])),
+            vec![
+                Arc::new(StringArray::from_iter_values(o.iter().map(|x| &x.id))),
+                Arc::new(StringArray::from_iter_values(o.iter().map(|x| &x.name))),
+                Arc::new(StringArray::from_iter_values(o.iter().map(|x| &x.calendar))),
+                Arc::new(UInt32Array::from_iter(o.iter().map(|x| x.headcount))),
+            ],
+        )?,
+    )?;
+    let t = &config.sla;
+    let f64col = |n: &str| Field::new(n, DataType::Float64, false);
+    mem(
+        ctx,
+        "sla_targets",
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("priority", DataType::UInt8, false),
+                f64col("tto_min"),
+                f64col("ttr_h"),
+                f64col("tto_s"),
+                f64col("ttr_s"),
+            ])),
+            vec![
+                Arc::new(UInt8Array::from_iter_values(t.iter().map(|x| x.priority))),
+                Arc::new(Float64Array::from_iter_values(t.iter().map(|x| x.tto_min))),
+                Arc::new(Float64Array::from_iter_values(t.iter().map(|x| x.ttr_h))),
+                Arc::new(Float64Array::from_iter_values(
+                    t.iter().map(|x| x.tto_min * 60.0),
+                )),
+                Arc::new(Float64Array::from_iter_values(
+                    t.iter().map(|x| x.ttr_h * 3600.0),
+                )),
+            ],
+        )?,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The KPI registry: runs the `queries/kpi/*.sql` files for a period with `$start` and
+//! `$end` bound by DataFusion, and renders the results (table, CSV, JSON). No SQL text
+//! is assembled here.
+
+use anyhow::{Context, Result};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::prelude::SessionContext;
+
+use crate::engine::localtime::{LocalDays, Month};
+use crate::{engine, queries};
+
+/// A period of whole local months, [from, to] inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: Month,
+    pub to: Month,
+}
+
+impl Period {
+    pub fn new(from: Month, to: Month) -> Result<Period> {
+        anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+        Ok(Period { from, to })
+    }
+
+    /// `$start` and `$end`: UTC instants of the local midnights opening `from` and the
+    /// month after `to`.
+    pub fn bounds(&self, days: &LocalDays) -> (i64, i64) {
+        (
+            days.midnight(self.from.first_day()),
+            days.midnight(self.to.next().first_day()),
+        )
+    }
+}
+
+fn ts(us: i64) -> ScalarValue {
+    ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into()))
+}
+
+/// One KPI's result.
+#[derive(Debug, Clone)]
+pub struct KpiResult {
+    pub name: String,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Runs one KPI over a period.
+pub async fn run_one(
+    ctx: &SessionContext,
+    days: &LocalDays,
+    name: &str,
+    period: Period,
+) -> Result<KpiResult> {
+    let sql = queries::kpi(name)?;
+    let (start, end) = period.bounds(days);
+    let params = ParamValues::from(vec![("start", ts(start)), ("end", ts(end))]);
+    let df = ctx
+        .sql_with_options(&sql, engine::read_only())
+        .await
+        .and_then(|df| df.with_param_values(params))
+        .with_context(|| format!("planning KPI {name}"))?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
+        .await
+        .with_context(|| format!("computing KPI {name}"))?;
+    Ok(KpiResult {
+        name: name.to_string(),
+        schema,
+        batches,
+    })
+}
+
+/// Runs the named KPIs (all when `names` is empty), in registry order.
+pub async fn run(
+    ctx: &SessionContext,
+    days: &LocalDays,
+    names: &[String],
+    period: Period,
+) -> Result<Vec<KpiResult>> {
+    let mut out = Vec::new();
+    for name in queries::kpi_names() {
+        if names.is_empty() || names.iter().any(|n| n == name) {
+            out.push(run_one(ctx, days, name, period).await?);
+        }
+    }
+    for n in names {
+        queries::kpi(n)?; // an unknown name is an error, not silence
+    }
+    Ok(out)
+}
+
+/// Rows of record batches as JSON objects (nulls kept, numbers as numbers).
+pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>> {
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// `{"kpi name": [rows…], …}`.
+pub fn to_json(results: &[KpiResult]) -> Result<serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    for r in results {
+        map.insert(
+            r.name.clone(),
+            serde_json::Value::Array(to_json_rows(&r.batches)?),
+        );
+    }
+    Ok(serde_json::Value::Object(map))
+}

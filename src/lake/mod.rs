@@ -1,0 +1,144 @@
+//! The lake: Hive-partitioned Parquet through `object_store`. The only module that
+//! writes the lake; everything goes through an `ObjectStore`, so no code here (but the
+//! choice of `LocalFileSystem` for a directory) assumes a local filesystem.
+//!
+//! ```text
+//! <lake>/tickets/source=<id>/month=<YYYY-MM of created_at>/part-0.parquet
+//! <lake>/events/source=<id>/month=<YYYY-MM of at>/part-0.parquet
+//! <lake>/_state/<source>.json      watermark, last run, counts
+//! <lake>/_quarantine/<source>/…    rejected records with the reason
+//! <lake>/_lock                     the single writer's lock
+//! ```
+
+pub mod lock;
+pub mod validate;
+pub mod write;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+use crate::model::Table;
+
+/// The URL under which the engine sees the lake's object store.
+pub const ENGINE_URL: &str = "lake://default/";
+
+/// An opened lake: an object store rooted at the lake's top.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    /// The store, with paths relative to the lake's root.
+    pub store: Arc<dyn ObjectStore>,
+    /// What the user gave, for messages.
+    pub location: String,
+}
+
+impl Lake {
+    /// Opens the lake at `location` (a directory, `file://…`); `create` makes a missing
+    /// local directory, otherwise a missing lake is an error.
+    pub fn open(location: &str, create: bool) -> Result<Lake> {
+        let path = if location.starts_with("s3://") {
+            bail!(
+                "lake '{location}': s3:// lakes are not supported by this build yet; use a directory"
+            );
+        } else if location.starts_with("file://") {
+            Url::parse(location)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .with_context(|| format!("lake '{location}' is not a valid file:// URL"))?
+        } else if location.contains("://") {
+            bail!("lake '{location}': unknown URL scheme (use a directory or file://)");
+        } else {
+            std::path::PathBuf::from(location)
+        };
+        if !path.exists() {
+            if create {
+                std::fs::create_dir_all(&path)
+                    .with_context(|| format!("creating lake directory {}", path.display()))?;
+            } else {
+                bail!(
+                    "no lake at '{location}' (run `ticketlake fixtures --lake {location}` or `ticketlake demo` to make one)"
+                );
+            }
+        }
+        let store = LocalFileSystem::new_with_prefix(&path)
+            .with_context(|| format!("opening lake directory {}", path.display()))?;
+        Ok(Lake {
+            store: Arc::new(store),
+            location: location.to_string(),
+        })
+    }
+
+    /// A lake over any object store (tests, S3).
+    pub fn with_store(store: Arc<dyn ObjectStore>, location: &str) -> Lake {
+        Lake {
+            store,
+            location: location.to_string(),
+        }
+    }
+
+    /// The folder of one partition.
+    pub fn partition_dir(table: Table, source: &str, month: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}/source={source}/month={month}", table.name()))
+    }
+
+    /// The one data object of a partition.
+    pub fn partition_file(table: Table, source: &str, month: &str) -> ObjectPath {
+        ObjectPath::from(format!(
+            "{}/source={source}/month={month}/part-0.parquet",
+            table.name()
+        ))
+    }
+
+    pub fn state_path(source: &str) -> ObjectPath {
+        ObjectPath::from(format!("_state/{source}.json"))
+    }
+
+    /// Objects under a prefix, sorted by path.
+    pub async fn list(&self, prefix: &ObjectPath) -> Result<Vec<object_store::ObjectMeta>> {
+        let mut metas: Vec<_> = self
+            .store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .with_context(|| format!("listing {prefix} in lake '{}'", self.location))?;
+        metas.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(metas)
+    }
+
+    /// The sources that have data or state in the lake.
+    pub async fn sources(&self) -> Result<Vec<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        for table in Table::ALL {
+            let listing = self
+                .store
+                .list_with_delimiter(Some(&ObjectPath::from(table.name())))
+                .await
+                .with_context(|| format!("listing lake '{}'", self.location))?;
+            for p in listing.common_prefixes {
+                if let Some(s) = p.filename().and_then(|f| f.strip_prefix("source=")) {
+                    out.insert(s.to_string());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Reads a source's state file, if any.
+    pub async fn state(&self, source: &str) -> Result<Option<write::SourceState>> {
+        match self.store.get(&Lake::state_path(source)).await {
+            Ok(r) => {
+                let bytes = r.bytes().await?;
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                    format!("reading state of source '{source}'")
+                })?))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Result output: aligned tables, CSV, JSON and Parquet from Arrow batches. Writes to
+//! the writer it is given; a closed pipe is reported as such so the CLI can exit quietly.
+
+use std::io::Write;
+
+use anyhow::Result;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::util::display::FormatOptions;
+
+/// An output format of `kpi` and `sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+/// An aligned text table (`(no rows)` when empty).
+pub fn table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        return Ok(format!("({}) — no rows\n", cols.join(", ")));
+    }
+    let opts = FormatOptions::default().with_null("");
+    let t = arrow::util::pretty::pretty_format_batches_with_options(batches, &opts)?;
+    Ok(format!("{t}\n"))
+}
+
+/// CSV with a header line.
+pub fn csv(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
+    let mut w = arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(out);
+    for b in batches {
+        w.write(b)?;
+    }
+    Ok(())
+}
+
+/// A JSON array of row objects.
+pub fn json(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
+    let rows = crate::kpi::to_json_rows(batches)?;
+    serde_json::to_writer_pretty(&mut *out, &rows)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A Parquet file (zstd).
+pub fn parquet(path: &std::path::Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.close()?;
+    Ok(())
+}
+
+/// Is this error a closed pipe (`ticketlake sql … | head`)?
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<arrow::error::ArrowError>()
+                .is_some_and(|a| matches!(a, arrow::error::ArrowError::IoError(_, io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+    })
+}

@@ -1,0 +1,91 @@
+//! The SQL of `queries/`, embedded at build time. Setting `TICKETLAKE_QUERIES` to a
+//! folder with the same layout reads the files from there at run time instead (for
+//! benchmarks and for editing a query without rebuilding).
+
+use anyhow::{Context, Result};
+
+/// Shared views, in dependency order: (name, SQL).
+const VIEWS: &[(&str, &str)] = &[
+    (
+        "status_intervals",
+        include_str!("../queries/views/status_intervals.sql"),
+    ),
+    (
+        "ticket_times",
+        include_str!("../queries/views/ticket_times.sql"),
+    ),
+];
+
+/// KPI queries, in report order: (name, SQL).
+const KPIS: &[(&str, &str)] = &[
+    ("volume", include_str!("../queries/kpi/volume.sql")),
+    (
+        "group_service_volume",
+        include_str!("../queries/kpi/group_service_volume.sql"),
+    ),
+    (
+        "resolution_time",
+        include_str!("../queries/kpi/resolution_time.sql"),
+    ),
+    (
+        "time_to_own",
+        include_str!("../queries/kpi/time_to_own.sql"),
+    ),
+    (
+        "reopen_rate",
+        include_str!("../queries/kpi/reopen_rate.sql"),
+    ),
+    ("backlog", include_str!("../queries/kpi/backlog.sql")),
+    (
+        "recurring_incidents",
+        include_str!("../queries/kpi/recurring_incidents.sql"),
+    ),
+    (
+        "satisfaction",
+        include_str!("../queries/kpi/satisfaction.sql"),
+    ),
+    (
+        "first_level",
+        include_str!("../queries/kpi/first_level.sql"),
+    ),
+    (
+        "requalification",
+        include_str!("../queries/kpi/requalification.sql"),
+    ),
+    ("effort", include_str!("../queries/kpi/effort.sql")),
+];
+
+fn load(folder: &str, name: &str, embedded: &str) -> Result<String> {
+    let text = match std::env::var_os("TICKETLAKE_QUERIES") {
+        Some(dir) => {
+            let path = std::path::Path::new(&dir)
+                .join(folder)
+                .join(format!("{name}.sql"));
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => embedded.to_string(),
+    };
+    Ok(text.trim().trim_end_matches(';').to_string())
+}
+
+/// The shared views, in dependency order.
+pub fn views() -> Result<Vec<(String, String)>> {
+    VIEWS
+        .iter()
+        .map(|(n, s)| Ok((n.to_string(), load("views", n, s)?)))
+        .collect()
+}
+
+/// The names of every KPI, in report order.
+pub fn kpi_names() -> Vec<&'static str> {
+    KPIS.iter().map(|(n, _)| *n).collect()
+}
+
+/// The SQL of one KPI.
+pub fn kpi(name: &str) -> Result<String> {
+    let (n, s) = KPIS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .with_context(|| format!("unknown KPI '{name}' (known: {})", kpi_names().join(", ")))?;
+    load("kpi", n, s)
+}
