@@ -8,7 +8,7 @@ select
     t.desk,
     count(*) as resolved,
     sum(case when t.level = 1 then 1 else 0 end) as first_level,
-    avg(case when t.level = 1 then 1.0 else 0.0 end) as first_level_rate
+    sum(case when t.level = 1 then 1 else 0 end) * 1.0 / count(*) as first_level_rate
 from tickets t
 where t.status in ('resolved', 'closed') and t.resolved_at >= $start and t.resolved_at < $end
 group by local_month(t.resolved_at), t.desk

@@ -5,15 +5,18 @@
 -- Output: month, desk, priority, resolved (count), mean_h / median_h / p90_h (wall-clock
 -- hours), mean_bh / median_bh / p90_bh (business hours, pending time removed),
 -- sla_ttr_rate (share with business TTR <= the TTR target of the priority; higher is better).
--- Medians and p90 are exact (percentile_cont, linear interpolation). Lower times are better.
+-- Medians and p90 are exact (percentile_cont, linear interpolation); means are exact sums
+-- of microseconds divided by the count. Lower times are better.
 with resolved as (
     select
         local_month(t.resolved_at) as month,
         t.desk,
         t.priority,
+        t.ttr_wall_us,
+        t.ttr_us,
         t.ttr_h,
-        t.ttr_bs / 3600.0 as ttr_bh,
-        case when t.ttr_bs <= t.ttr_target_s then 1.0 else 0.0 end as met
+        t.ttr_bh,
+        case when t.ttr_us <= t.ttr_target_s * 1000000 then 1 else 0 end as met
     from ticket_times t
     where t.status in ('resolved', 'closed') and t.resolved_at >= $start and t.resolved_at < $end
 )
@@ -22,13 +25,13 @@ select
     desk,
     priority,
     count(*) as resolved,
-    avg(ttr_h) as mean_h,
+    sum(ttr_wall_us) / 3600000000.0 / count(*) as mean_h,
     percentile_cont(0.5) within group (order by ttr_h) as median_h,
     percentile_cont(0.9) within group (order by ttr_h) as p90_h,
-    avg(ttr_bh) as mean_bh,
+    sum(ttr_us) / 3600000000.0 / count(*) as mean_bh,
     percentile_cont(0.5) within group (order by ttr_bh) as median_bh,
     percentile_cont(0.9) within group (order by ttr_bh) as p90_bh,
-    avg(met) as sla_ttr_rate
+    sum(met) * 1.0 / count(*) as sla_ttr_rate
 from resolved
 group by month, desk, priority
 order by month, desk, priority

@@ -9,8 +9,8 @@ select
     count(*) as closed,
     count(t.satisfaction) as answered,
     count(t.satisfaction) * 1.0 / count(*) as answer_rate,
-    avg(case when t.satisfaction >= 4 then 1.0 when t.satisfaction is not null then 0.0 end) as satisfied_rate,
-    avg(arrow_cast(t.satisfaction, 'Float64')) as mean_score
+    sum(case when t.satisfaction >= 4 then 1 else 0 end) * 1.0 / nullif(count(t.satisfaction), 0) as satisfied_rate,
+    sum(arrow_cast(t.satisfaction, 'Int64')) * 1.0 / nullif(count(t.satisfaction), 0) as mean_score
 from tickets t
 where t.status = 'closed' and t.closed_at >= $start and t.closed_at < $end
 group by local_month(t.closed_at)

@@ -9,8 +9,9 @@ with owned as (
         local_month(t.created_at) as month,
         t.desk,
         t.priority,
-        t.tto_bs / 3600.0 as tto_bh,
-        case when t.tto_bs <= t.tto_target_s then 1.0 else 0.0 end as met
+        t.tto_us,
+        t.tto_bh,
+        case when t.tto_us <= t.tto_target_s * 1000000 then 1 else 0 end as met
     from ticket_times t
     where t.created_at >= $start and t.created_at < $end and t.assigned_at is not null
 )
@@ -20,8 +21,8 @@ select
     priority,
     count(*) as owned,
     percentile_cont(0.5) within group (order by tto_bh) as median_bh,
-    avg(tto_bh) as mean_bh,
-    avg(met) as sla_tto_rate
+    sum(tto_us) / 3600000000.0 / count(*) as mean_bh,
+    sum(met) * 1.0 / count(*) as sla_tto_rate
 from owned
 group by month, desk, priority
 order by month, desk, priority

@@ -145,12 +145,17 @@ impl BusinessCalendar {
         self.cum[i] + (t - self.open[i]).clamp(0, self.len[i])
     }
 
+    /// Business µs between two UTC instants in µs (0 when `to <= from`).
+    pub fn business_micros(&self, from_us: i64, to_us: i64) -> i64 {
+        if to_us <= from_us {
+            return 0;
+        }
+        self.cumulative(to_us) - self.cumulative(from_us)
+    }
+
     /// Business seconds between two UTC instants in µs (0 when `to <= from`).
     pub fn business_seconds(&self, from_us: i64, to_us: i64) -> f64 {
-        if to_us <= from_us {
-            return 0.0;
-        }
-        (self.cumulative(to_us) - self.cumulative(from_us)) as f64 / 1e6
+        self.business_micros(from_us, to_us) as f64 / 1e6
     }
 
     /// The instant `secs` business seconds after `from_us` (for a zero or tiny duration

@@ -1,1 +1,7 @@
+//! The one integration-test binary (each extra binary would link DataFusion again).
 
+mod cli;
+mod common;
+mod kpi_hand;
+mod lake;
+mod sql;

@@ -1,0 +1,159 @@
+//! The `ticketlake` binary as a user runs it: output, exit codes, messages.
+
+use std::process::Command;
+
+use super::common::*;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env_remove("TICKETLAKE_QUERIES")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn schema_documents_every_column() {
+    let (code, out, _) = run(&["schema"]);
+    assert_eq!(code, 0);
+    for column in ticketlake::model::Table::Tickets
+        .full_columns()
+        .iter()
+        .chain(ticketlake::model::Table::Events.full_columns().iter())
+    {
+        assert!(out.contains(column.name), "schema lacks {}", column.name);
+    }
+    assert!(out.contains("timestamp(us, UTC)"));
+}
+
+#[test]
+fn init_writes_the_default_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    let p = path.to_str().unwrap();
+    assert_eq!(run(&["init", "--out", p]).0, 0);
+    let written = ticketlake::config::Config::load(&path).unwrap();
+    assert_eq!(written, ticketlake::config::Config::default());
+    let (code, _, err) = run(&["init", "--out", p]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--force"), "{err}");
+}
+
+#[test]
+fn fixtures_then_kpi_json_is_the_same_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let l = lake.to_str().unwrap();
+    let (code, _, err) = run(&[
+        "fixtures",
+        "--tickets",
+        "1500",
+        "--seed",
+        "3",
+        "--start",
+        "2026-01",
+        "--months",
+        "3",
+        "--lake",
+        l,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("wrote 1500 tickets"), "{err}");
+    let (code, first, err) = run(&[
+        "kpi", "--lake", l, "--from", "2026-01", "--to", "2026-03", "--format", "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, second, _) = run(&[
+        "kpi", "--lake", l, "--from", "2026-01", "--to", "2026-03", "--format", "json",
+    ]);
+    assert_eq!(first, second);
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let names: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    for kpi in ticketlake::queries::kpi_names() {
+        assert!(names.contains(&kpi), "missing {kpi}");
+    }
+    let total: f64 = v["volume"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tickets"].as_f64().unwrap())
+        .sum();
+    assert_eq!(total, 1500.0);
+
+    // csv output of one KPI, and ad-hoc SQL as csv and json
+    let (code, csv, _) = run(&[
+        "kpi",
+        "--lake",
+        l,
+        "--from",
+        "2026-02",
+        "--kpi",
+        "reopen_rate",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        csv.starts_with("# reopen_rate\nmonth,first_resolved,reopened,reopen_rate\n2026-02,"),
+        "{csv}"
+    );
+    let (code, out, _) = run(&[
+        "sql",
+        "--lake",
+        l,
+        "select count(*) as n from tickets",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::json!([{"n": 1500}])
+    );
+    let pq = dir.path().join("out.parquet");
+    let (code, _, err) = run(&[
+        "sql",
+        "--lake",
+        l,
+        "select * from events limit 10",
+        "--format",
+        "parquet",
+        "--out",
+        pq.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&pq).unwrap())
+            .unwrap();
+    assert_eq!(
+        parquet::file::reader::FileReader::metadata(&reader)
+            .file_metadata()
+            .num_rows(),
+        10
+    );
+}
+
+#[test]
+fn errors_are_clear_and_exit_2() {
+    let (code, _, err) = run(&["kpi", "--lake", "/nonexistent/lake", "--from", "2026-01"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no lake at '/nonexistent/lake'"), "{err}");
+    let (code, _, err) = run(&["kpi", "--lake", "/tmp", "--from", "2026-13"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("'2026-13' is not a month"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&[
+        "sql",
+        "--lake",
+        dir.path().to_str().unwrap(),
+        "drop table tickets",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("refused"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1,0 +1,229 @@
+//! The lake's write contract: merge by key (idempotent re-runs), deterministic fixtures,
+//! the quarantine, the single-writer lock.
+
+use serde_json::json;
+use ticketlake::config::Config;
+use ticketlake::engine::localtime::{LocalDays, Month};
+use ticketlake::lake::Lake;
+use ticketlake::lake::lock::LakeLock;
+use ticketlake::lake::write::LakeWriter;
+use ticketlake::model::Table;
+use ticketlake::sources::batch::TicketsBuilder;
+use ticketlake::sources::fixtures::{FixtureOptions, write_lake as write_fixtures};
+
+use super::common::*;
+
+fn small_fixtures(seed: u64) -> FixtureOptions {
+    FixtureOptions {
+        tickets: 3000,
+        seed,
+        start: Month::parse("2025-09").unwrap(),
+        months: 4,
+    }
+}
+
+async fn count(lake: &Lake, sql: &str) -> i64 {
+    let ctx = ticketlake::engine::session(lake, &Config::default())
+        .await
+        .unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let col = batches[0].column(0);
+    arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(col).value(0)
+}
+
+#[tokio::test]
+async fn fixtures_are_deterministic_and_reruns_change_nothing() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = Config::default();
+    let lake_a = Lake::open(a.path().to_str().unwrap(), true).unwrap();
+    let lake_b = Lake::open(b.path().to_str().unwrap(), true).unwrap();
+    let sa = write_fixtures(&lake_a, &config, small_fixtures(11), |_, _| {})
+        .await
+        .unwrap();
+    write_fixtures(&lake_b, &config, small_fixtures(11), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(sa.tickets, 3000);
+    let ka = kpis(&lake_a, "2025-09", "2025-12").await;
+    let kb = kpis(&lake_b, "2025-09", "2025-12").await;
+    assert_eq!(ka, kb, "same seed, same KPIs");
+    assert_eq!(count(&lake_a, "select count(*) from tickets").await, 3000);
+
+    // the same command again onto the same lake: merged by key, nothing changes
+    write_fixtures(&lake_a, &config, small_fixtures(11), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(count(&lake_a, "select count(*) from tickets").await, 3000);
+    assert_eq!(
+        count(
+            &lake_a,
+            "select count(*) - count(distinct source || ':' || event_id) from events"
+        )
+        .await,
+        0
+    );
+    assert_eq!(kpis(&lake_a, "2025-09", "2025-12").await, ka);
+
+    // another seed gives another lake
+    let c = tempfile::tempdir().unwrap();
+    let lake_c = Lake::open(c.path().to_str().unwrap(), true).unwrap();
+    write_fixtures(&lake_c, &config, small_fixtures(12), |_, _| {})
+        .await
+        .unwrap();
+    assert_ne!(kpis(&lake_c, "2025-09", "2025-12").await, ka);
+
+    // one object per partition, and a state file per source
+    let sources = lake_a.sources().await.unwrap();
+    assert_eq!(sources.len(), 8);
+    for s in &sources {
+        let state = lake_a.state(s).await.unwrap().expect("state file");
+        assert!(state.watermark.is_some());
+    }
+    let files = lake_a
+        .list(&object_store::path::Path::from("tickets"))
+        .await
+        .unwrap();
+    assert!(
+        files
+            .iter()
+            .all(|m| m.location.filename() == Some("part-0.parquet")),
+        "{files:?}"
+    );
+}
+
+#[tokio::test]
+async fn generated_lake_has_the_shape_of_the_insa_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::default();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    write_fixtures(&lake, &config, small_fixtures(5), |_, _| {})
+        .await
+        .unwrap();
+    // every school reaches the group desk, and group staff appear as requesters
+    let orgs_at_group = count(
+        &lake,
+        "select count(distinct org) from tickets where desk = 'group'",
+    )
+    .await;
+    assert_eq!(orgs_at_group, 8);
+    // forwarded tickets point at an existing school ticket
+    let dangling = count(
+        &lake,
+        "select count(*) from tickets g left join tickets s on g.origin = s.source || ':' || s.ticket_id \
+         where g.origin is not null and s.ticket_id is null",
+    )
+    .await;
+    assert_eq!(dangling, 0);
+    assert!(
+        count(
+            &lake,
+            "select count(*) from tickets where origin is not null"
+        )
+        .await
+            > 50
+    );
+    // September (the rentrée) is busier than December
+    let sep = count(
+        &lake,
+        "select count(*) from tickets where local_month(created_at) = '2025-09'",
+    )
+    .await;
+    let dec = count(
+        &lake,
+        "select count(*) from tickets where local_month(created_at) = '2025-12'",
+    )
+    .await;
+    assert!(sep > dec, "september {sep} vs december {dec}");
+    // every ticket has a history starting with `new` at its creation
+    let without = count(
+        &lake,
+        "select count(*) from tickets t left join events e on e.source = t.source and e.ticket_id = t.ticket_id \
+         and e.kind = 'status' and e.to_value = 'new' and e.at = t.created_at where e.event_id is null",
+    )
+    .await;
+    assert_eq!(without, 0);
+}
+
+#[tokio::test]
+async fn bad_records_go_to_the_quarantine_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
+    let mut b = TicketsBuilder::default();
+    b.append(&ticket("ok", "2026-04-01 09:00"));
+    b.append(&ticket_with_status("bad", "solved"));
+    writer.stage(Table::Tickets, "s", &b.finish()).unwrap();
+    let summary = writer.finish().await.unwrap();
+    assert_eq!(summary.quarantined, 1);
+    assert_eq!(summary.tickets, 1);
+    let files = lake
+        .list(&object_store::path::Path::from("_quarantine/s"))
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1);
+    let text = String::from_utf8(
+        object_store::ObjectStoreExt::get(lake.store.as_ref(), &files[0].location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["record"]["ticket_id"], json!("bad"));
+    assert!(
+        line["reason"].as_str().unwrap().contains("status 'solved'"),
+        "{line}"
+    );
+    assert_eq!(lake.state("s").await.unwrap().unwrap().quarantined, 1);
+}
+
+fn ticket_with_status(
+    id: &'static str,
+    status: &'static str,
+) -> ticketlake::sources::batch::TicketFields<'static> {
+    ticketlake::sources::batch::TicketFields {
+        status,
+        ..ticket(id, "2026-04-01 10:00")
+    }
+}
+
+#[tokio::test]
+async fn one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let held = LakeLock::acquire(&lake, "first").await.unwrap();
+    let err = LakeLock::acquire(&lake, "second")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already being written by 'first'"), "{err}");
+    held.release().await.unwrap();
+    LakeLock::acquire(&lake, "third")
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_left_by_a_dead_process_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let stale = json!({"pid": 999_999_999u32, "host": host, "command": "killed",
+        "started_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"});
+    std::fs::write(dir.path().join("_lock"), stale.to_string()).unwrap();
+    LakeLock::acquire(&lake, "next")
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+}

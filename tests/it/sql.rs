@@ -1,0 +1,64 @@
+//! Ad-hoc SQL is read-only: every kind of write or escape is refused with a clear message.
+
+use ticketlake::config::Config;
+use ticketlake::engine::query::run_read_only;
+
+use super::common::*;
+
+#[tokio::test]
+async fn writes_and_escapes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(
+        dir.path(),
+        &[SourceData {
+            id: "s",
+            tickets: vec![ticket("1", "2026-04-01 09:00")],
+            events: vec![],
+        }],
+    )
+    .await;
+    let ctx = ticketlake::engine::session(&lake, &Config::default())
+        .await
+        .unwrap();
+    let refused = [
+        "create table x as select 1",
+        "create view v as select 1",
+        "drop table tickets",
+        "insert into tickets select * from tickets",
+        "delete from tickets",
+        "update tickets set org = 'x'",
+        "copy (select 1) to '/tmp/ticketlake-copy.csv'",
+        "set datafusion.execution.batch_size = 1",
+        "create external table t stored as csv location '/etc/passwd'",
+        "select 1; drop table tickets",
+    ];
+    for sql in refused {
+        let err = format!("{:#}", run_read_only(&ctx, sql).await.unwrap_err());
+        assert!(err.contains("refused"), "{sql}: {err}");
+    }
+    // no file outside the lake can be read as a table
+    let err = format!(
+        "{:#}",
+        run_read_only(&ctx, "select * from '/etc/passwd'")
+            .await
+            .unwrap_err()
+    );
+    assert!(err.contains("SQL error"), "{err}");
+    assert!(!std::path::Path::new("/tmp/ticketlake-copy.csv").exists());
+
+    // queries run, several statements too
+    let out = run_read_only(
+        &ctx,
+        "select count(*) as n from tickets; select org from tickets",
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.len(), 2);
+    let n =
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(out[0].1[0].column(0))
+            .value(0);
+    assert_eq!(n, 1);
+    // a syntax error is an SQL error, not a panic
+    let err = format!("{:#}", run_read_only(&ctx, "selec 1").await.unwrap_err());
+    assert!(err.starts_with("SQL error"), "{err}");
+}
