@@ -3,14 +3,14 @@
 //!
 //! Stages, one module each (dependencies point one way: `cli` → the rest;
 //! `sources` → `lake` through Arrow batches; `kpi` → `engine` → `lake`):
-//! - [`model`]: the canonical `tickets` and `events` schemas;
-//! - [`config`]: `ticketlake.toml`;
-//! - [`sources`]: where tickets come from (the synthetic INSA generator for now);
-//! - [`lake`]: the only writer of the Parquet lake;
-//! - [`engine`]: the DataFusion session, business-time UDFs;
-//! - [`queries`], [`kpi`]: the KPI SQL and its registry;
-//! - [`output`]: tables, CSV, JSON and Parquet for results;
-//! - [`cli`]: the `ticketlake` command.
+//! - [`model`], the canonical `tickets` and `events` schemas;
+//! - [`config`], `ticketlake.toml`;
+//! - [`sources`], where tickets come from (the synthetic INSA generator for now);
+//! - [`lake`], the only writer of the Parquet lake;
+//! - [`engine`], the DataFusion session, business-time UDFs;
+//! - [`queries`] and [`kpi`], the KPI SQL and its registry;
+//! - [`output`], tables, CSV, JSON and Parquet for results;
+//! - [`cli`], the `ticketlake` command.
 
 pub mod cli;
 pub mod config;

@@ -45,12 +45,11 @@ pub fn ticket(id: &'static str, created: &str) -> TicketFields<'static> {
     }
 }
 
+/// An event of a hand-built lake: (ticket_id, event_id, at, kind, from, to).
+pub type Event = (String, String, i64, String, Option<String>, Option<String>);
+
 /// Status history of a ticket: (local time, from, to).
-pub fn history(
-    events: &mut Vec<(String, String, i64, String, Option<String>, Option<String>)>,
-    id: &str,
-    steps: &[(&str, Option<&str>, &str)],
-) {
+pub fn history(events: &mut Vec<Event>, id: &str, steps: &[(&str, Option<&str>, &str)]) {
     for (at, from, to) in steps {
         let n = events.len() + 1;
         events.push((
@@ -68,8 +67,7 @@ pub fn history(
 pub struct SourceData {
     pub id: &'static str,
     pub tickets: Vec<TicketFields<'static>>,
-    /// (ticket_id, event_id, at, kind, from, to)
-    pub events: Vec<(String, String, i64, String, Option<String>, Option<String>)>,
+    pub events: Vec<Event>,
 }
 
 /// Writes sources into a new lake in a temporary directory.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod config;
 mod kpi_hand;
 mod lake;
 mod sql;
