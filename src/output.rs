@@ -62,12 +62,12 @@ pub fn parquet(path: &std::path::Path, schema: &SchemaRef, batches: &[RecordBatc
     Ok(())
 }
 
-/// Is this error a closed pipe (`ticketlake sql … | head`)?
+/// Is this error a closed pipe (`ticketlake sql … | head`)? Arrow's writers turn the
+/// I/O error into text, so the text is checked too.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || e.downcast_ref::<arrow::error::ArrowError>()
-                .is_some_and(|a| matches!(a, arrow::error::ArrowError::IoError(_, io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+            || e.to_string().contains("Broken pipe (os error 32)")
     })
 }

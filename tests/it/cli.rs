@@ -157,3 +157,50 @@ fn errors_are_clear_and_exit_2() {
     assert!(err.contains("refused"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn the_prompt_runs_multi_line_statements() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().to_str().unwrap();
+    let (code, _, err) = run(&["fixtures", "--tickets", "200", "--start", "2026-01", "--months", "1", "--lake", l, "-q"]);
+    assert_eq!(code, 0, "{err}");
+    let mut child = Command::new(bin())
+        .args(["sql", "--lake", l])
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"select count(*)\n  as n from tickets;\ndrop table tickets;\nselect 41 + 1 as answer;\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("| 200 |"), "{stdout}");
+    assert!(stdout.contains("| 42     |"), "{stdout}");
+    assert!(stderr.contains("refused"), "{stderr}");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().to_str().unwrap();
+    assert_eq!(run(&["fixtures", "--tickets", "300", "--start", "2026-01", "--months", "1", "--lake", l, "-q"]).0, 0);
+    let mut child = Command::new(bin())
+        .args(["sql", "--lake", l, "select * from events", "--format", "csv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
