@@ -4,7 +4,11 @@
 use std::io::Write;
 
 use anyhow::Result;
-use arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::compute::kernels::arity::unary;
+use arrow::datatypes::Float64Type;
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::FormatOptions;
 
@@ -17,14 +21,34 @@ pub enum Format {
     Parquet,
 }
 
-/// An aligned text table (`(no rows)` when empty).
+/// Decimals of floats in text tables (CSV, JSON and Parquet keep every digit).
+pub const TABLE_DECIMALS: i32 = 3;
+
+/// An aligned text table for people: floats rounded to [`TABLE_DECIMALS`], nulls blank.
 pub fn table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
     if batches.iter().all(|b| b.num_rows() == 0) {
         let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         return Ok(format!("({}) — no rows\n", cols.join(", ")));
     }
+    let scale = 10f64.powi(TABLE_DECIMALS);
+    let rounded = batches
+        .iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .map(|c| match c.as_primitive_opt::<Float64Type>() {
+                    Some(f) => Arc::new(unary::<_, _, Float64Type>(f, |v| {
+                        (v * scale).round() / scale
+                    })) as ArrayRef,
+                    None => c.clone(),
+                })
+                .collect();
+            RecordBatch::try_new(b.schema(), columns)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let opts = FormatOptions::default().with_null("");
-    let t = arrow::util::pretty::pretty_format_batches_with_options(batches, &opts)?;
+    let t = arrow::util::pretty::pretty_format_batches_with_options(&rounded, &opts)?;
     Ok(format!("{t}\n"))
 }
 

@@ -73,12 +73,24 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     for r in &mut results {
         let rows: usize = r.batches.iter().map(|b| b.num_rows()).sum();
         if rows > DEMO_ROWS {
-            let all = arrow::compute::concat_batches(&r.schema, &r.batches)?;
+            let mut all = arrow::compute::concat_batches(&r.schema, &r.batches)?;
+            if let Some(tickets) = all.column_by_name("tickets") {
+                // the largest rows first
+                let order = arrow::compute::sort_to_indices(
+                    tickets,
+                    Some(arrow::compute::SortOptions {
+                        descending: true,
+                        nulls_first: false,
+                    }),
+                    None,
+                )?;
+                all = arrow::compute::take_record_batch(&all, &order)?;
+            }
             r.batches = vec![all.slice(0, DEMO_ROWS)];
             super::kpi::print(&mut out, std::slice::from_ref(r), Format::Table)?;
             writeln!(
                 out,
-                "… {} more rows: ticketlake kpi --lake {location} --from {last} --kpi {}\n",
+                "… and {} more rows: ticketlake kpi --lake {location} --from {last} --kpi {}\n",
                 rows - DEMO_ROWS,
                 r.name
             )?;

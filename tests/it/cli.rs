@@ -163,7 +163,18 @@ fn the_prompt_runs_multi_line_statements() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let l = dir.path().to_str().unwrap();
-    let (code, _, err) = run(&["fixtures", "--tickets", "200", "--start", "2026-01", "--months", "1", "--lake", l, "-q"]);
+    let (code, _, err) = run(&[
+        "fixtures",
+        "--tickets",
+        "200",
+        "--start",
+        "2026-01",
+        "--months",
+        "1",
+        "--lake",
+        l,
+        "-q",
+    ]);
     assert_eq!(code, 0, "{err}");
     let mut child = Command::new(bin())
         .args(["sql", "--lake", l])
@@ -192,15 +203,46 @@ fn the_prompt_runs_multi_line_statements() {
 fn a_closed_pipe_is_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let l = dir.path().to_str().unwrap();
-    assert_eq!(run(&["fixtures", "--tickets", "300", "--start", "2026-01", "--months", "1", "--lake", l, "-q"]).0, 0);
+    assert_eq!(
+        run(&[
+            "fixtures",
+            "--tickets",
+            "300",
+            "--start",
+            "2026-01",
+            "--months",
+            "1",
+            "--lake",
+            l,
+            "-q"
+        ])
+        .0,
+        0
+    );
     let mut child = Command::new(bin())
-        .args(["sql", "--lake", l, "select * from events", "--format", "csv"])
+        .args([
+            "sql",
+            "--lake",
+            l,
+            "select * from events",
+            "--format",
+            "csv",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     drop(child.stdout.take()); // the reader goes away at once, like `| head -0`
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
