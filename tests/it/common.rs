@@ -72,7 +72,11 @@ pub struct SourceData {
 
 /// Writes sources into a new lake in a temporary directory.
 pub async fn write_lake(dir: &std::path::Path, sources: &[SourceData]) -> Lake {
-    let lake = Lake::open(dir.to_str().unwrap(), true).unwrap();
+    write_into(Lake::open(dir.to_str().unwrap(), true).unwrap(), sources).await
+}
+
+/// Writes sources into a lake over any object store.
+pub async fn write_into(lake: Lake, sources: &[SourceData]) -> Lake {
     let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
     for s in sources {
         let mut tb = TicketsBuilder::default();

@@ -668,3 +668,24 @@ async fn a_period_of_two_months_keeps_months_apart() {
     assert_eq!(num(r, "open_tickets"), 1.0);
     assert_eq!(num(r, "age_0_7"), 1.0);
 }
+
+#[tokio::test]
+async fn the_same_figures_from_an_object_store_that_is_not_a_disk() {
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let lake = write_into(
+        ticketlake::lake::Lake::with_store(store, "memory://test"),
+        &sources(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let on_disk = write_lake(dir.path(), &sources()).await;
+    let k = kpis(&lake, "2026-04", "2026-04").await;
+    assert_eq!(k, kpis(&on_disk, "2026-04", "2026-04").await);
+    let total: f64 = k["volume"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| num(r, "tickets"))
+        .sum();
+    assert_eq!(total, 12.0);
+}
