@@ -20,7 +20,7 @@ select
     desk,
     priority,
     count(*) as owned,
-    percentile_cont(0.5) within group (order by tto_bh) as median_bh,
+    quantile_cont(tto_bh, 0.5) as median_bh,
     sum(tto_us) / 3600000000.0 / count(*) as mean_bh,
     sum(met) * 1.0 / count(*) as sla_tto_rate
 from owned

@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod localtime;
+pub mod quantile;
 pub mod query;
 pub mod udf;
 
@@ -68,6 +69,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
     for f in udf::all(config)? {
         ctx.register_udf(f);
     }
+    ctx.register_udaf(quantile::QuantileCont::udaf());
     register_reference_tables(&ctx, config)?;
     for (name, sql) in queries::views()? {
         register_view(&ctx, &name, &sql)
