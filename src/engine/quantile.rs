@@ -131,7 +131,8 @@ mod tests {
         // p = 0.9 × 9 = 8.1: 85 + 0.1 × (595 − 85) = 136
         let mut v = vec![595.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 51.0, 85.0];
         assert!((quantile(&mut v, 0.9).unwrap() - 136.0).abs() < 1e-9);
-        assert_eq!(quantile(&mut v, 0.5), Some(4.5));
+        // sorted 1 2 3 4 5 6 7 51 85 595: p = 4.5 → between 5 and 6
+        assert_eq!(quantile(&mut v, 0.5), Some(5.5));
         assert_eq!(quantile(&mut [3.0], 0.9), Some(3.0));
         assert_eq!(quantile(&mut [], 0.5), None);
         assert_eq!(quantile(&mut [2.0, 1.0], 0.0), Some(1.0));
