@@ -7,10 +7,10 @@ use anyhow::Result;
 use clap::Args;
 
 use super::LakeArgs;
+use super::kpi::KpiFormat;
 use crate::engine::localtime::{LocalDays, Month};
 use crate::kpi::{self, Period};
 use crate::lake::Lake;
-use crate::output::Format;
 use crate::sources::fixtures::{FixtureOptions, write_lake};
 
 /// Generate two academic years of the INSA group into a lake and show the last
@@ -20,6 +20,7 @@ use crate::sources::fixtures::{FixtureOptions, write_lake};
 ///   ticketlake demo
 ///   ticketlake demo --lake /tmp/demo --tickets 20000
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct DemoArgs {
     /// Where to write the demo lake.
     #[arg(long, default_value = "./demo-lake")]
@@ -87,7 +88,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 all = arrow::compute::take_record_batch(&all, &order)?;
             }
             r.batches = vec![all.slice(0, DEMO_ROWS)];
-            super::kpi::print(&mut out, std::slice::from_ref(r), Format::Table)?;
+            super::kpi::print(&mut out, std::slice::from_ref(r), KpiFormat::Table)?;
             writeln!(
                 out,
                 "… and {} more rows: ticketlake kpi --lake {location} --from {last} --kpi {}\n",
@@ -95,7 +96,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 r.name
             )?;
         } else {
-            super::kpi::print(&mut out, std::slice::from_ref(r), Format::Table)?;
+            super::kpi::print(&mut out, std::slice::from_ref(r), KpiFormat::Table)?;
         }
     }
     writeln!(

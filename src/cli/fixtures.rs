@@ -20,6 +20,7 @@ use crate::sources::fixtures::{FixtureOptions, write_lake};
 ///   ticketlake fixtures --tickets 1000000 --seed 7 --lake ./big-lake
 ///   ticketlake fixtures --start 2025-09 --months 12 --lake ./one-year
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct FixturesArgs {
     #[command(flatten)]
     pub lake: LakeArgs,

@@ -12,6 +12,7 @@ use clap::Args;
 ///   ticketlake init                 # writes ./ticketlake.toml
 ///   ticketlake init --out my.toml
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct InitArgs {
     /// Where to write it.
     #[arg(long, default_value = "ticketlake.toml")]

@@ -9,7 +9,7 @@ use clap::Args;
 use super::LakeArgs;
 use crate::engine::localtime::Month;
 use crate::kpi::{self, KpiResult, Period};
-use crate::output::{self, Format};
+use crate::output;
 
 /// Compute the KPIs for the local months FROM..TO (inclusive).
 ///
@@ -21,6 +21,7 @@ use crate::output::{self, Format};
 ///   ticketlake kpi --lake ./lake --from 2025-09 --to 2026-08 --format json
 ///   ticketlake kpi --lake ./lake --from 2026-03 --kpi backlog --kpi reopen_rate
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct KpiArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
@@ -32,10 +33,18 @@ pub struct KpiArgs {
     pub to: Option<Month>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: KpiFormat,
     /// Only these KPIs (repeatable; default: all).
     #[arg(long = "kpi", value_name = "NAME")]
     pub kpis: Vec<String>,
+}
+
+/// The formats of KPI output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KpiFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 pub async fn run(args: KpiArgs) -> Result<ExitCode> {
@@ -50,29 +59,26 @@ pub async fn run(args: KpiArgs) -> Result<ExitCode> {
 }
 
 /// Writes KPI results in a format.
-pub fn print(out: &mut dyn Write, results: &[KpiResult], format: Format) -> Result<()> {
+pub fn print(out: &mut dyn Write, results: &[KpiResult], format: KpiFormat) -> Result<()> {
     match format {
-        Format::Json => {
+        KpiFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &kpi::to_json(results)?)?;
             writeln!(out)?;
         }
-        Format::Csv => {
+        KpiFormat::Csv => {
             for r in results {
                 writeln!(out, "# {}", r.name)?;
                 output::csv(out, &r.batches)?;
                 writeln!(out)?;
             }
         }
-        Format::Table => {
+        KpiFormat::Table => {
             for r in results {
                 writeln!(out, "{}", r.name)?;
                 write!(out, "{}", output::table(&r.schema, &r.batches)?)?;
                 writeln!(out)?;
             }
         }
-        Format::Parquet => anyhow::bail!(
-            "kpi: use --format json, csv or table (parquet is for `ticketlake sql --out`)"
-        ),
     }
     Ok(())
 }

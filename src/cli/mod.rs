@@ -28,17 +28,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The whole path offline: synthetic INSA data into a lake, then the last month's KPIs.
     Demo(demo::DemoArgs),
-    /// Write a deterministic synthetic INSA lake.
     Fixtures(fixtures::FixturesArgs),
-    /// Compute the KPIs for whole local months.
     Kpi(kpi::KpiArgs),
-    /// Run read-only SQL over the lake (a query, a file, or an interactive prompt).
     Sql(sql::SqlArgs),
     /// Print the documented schema of the lake's tables.
     Schema,
-    /// Write a commented example ticketlake.toml.
     Init(init::InitArgs),
 }
 

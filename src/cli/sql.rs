@@ -26,6 +26,7 @@ use crate::output::{self, Format};
 ///   ticketlake sql --lake ./lake -f monthly.sql --format csv > out.csv
 ///   ticketlake sql --lake ./lake "select * from events" --format parquet --out events.parquet
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct SqlArgs {
     #[command(flatten)]
     pub lake: LakeArgs,

@@ -252,11 +252,40 @@ fn a_file_url_is_the_same_lake_as_its_directory() {
     let dir = tempfile::tempdir().unwrap();
     let l = dir.path().to_str().unwrap();
     let url = format!("file://{l}");
-    assert_eq!(run(&["fixtures", "--tickets", "400", "--start", "2026-02", "--months", "1", "--lake", &url, "-q"]).0, 0);
+    assert_eq!(
+        run(&[
+            "fixtures",
+            "--tickets",
+            "400",
+            "--start",
+            "2026-02",
+            "--months",
+            "1",
+            "--lake",
+            &url,
+            "-q"
+        ])
+        .0,
+        0
+    );
     assert!(dir.path().join("tickets").is_dir());
-    let (code, by_url, err) = run(&["sql", "--lake", &url, "select count(*) as n from tickets", "--format", "csv"]);
+    let (code, by_url, err) = run(&[
+        "sql",
+        "--lake",
+        &url,
+        "select count(*) as n from tickets",
+        "--format",
+        "csv",
+    ]);
     assert_eq!(code, 0, "{err}");
-    let (_, by_dir, _) = run(&["sql", "--lake", l, "select count(*) as n from tickets", "--format", "csv"]);
+    let (_, by_dir, _) = run(&[
+        "sql",
+        "--lake",
+        l,
+        "select count(*) as n from tickets",
+        "--format",
+        "csv",
+    ]);
     assert_eq!(by_url, "n\n400\n");
     assert_eq!(by_url, by_dir);
     let (code, _, err) = run(&["sql", "--lake", "ftp://host/lake", "select 1"]);
