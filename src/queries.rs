@@ -5,16 +5,10 @@
 use anyhow::{Context, Result};
 
 /// Shared views, in dependency order: (name, SQL).
-const VIEWS: &[(&str, &str)] = &[
-    (
-        "status_intervals",
-        include_str!("../queries/views/status_intervals.sql"),
-    ),
-    (
-        "ticket_times",
-        include_str!("../queries/views/ticket_times.sql"),
-    ),
-];
+const VIEWS: &[(&str, &str)] = &[(
+    "status_intervals",
+    include_str!("../queries/views/status_intervals.sql"),
+)];
 
 /// KPI queries, in report order: (name, SQL).
 const KPIS: &[(&str, &str)] = &[

@@ -6,15 +6,17 @@
 -- Parameters: $start, $end.
 -- Output: month, first_resolved, reopened (counts), reopen_rate (lower is better).
 with first_resolution as (
-    select source, ticket_id, min(from_at) as first_resolved_at
-    from status_intervals
-    where status = 'resolved'
-    group by source, ticket_id
+    select e.source, e.ticket_id, min(e.at) as first_resolved_at
+    from events e
+    where e.kind = 'status' and e.to_value = 'resolved'
+    group by e.source, e.ticket_id
 ),
 reopened as (
-    select distinct source, ticket_id
-    from status_intervals
-    where from_value in ('resolved', 'closed') and status not in ('resolved', 'closed', 'canceled')
+    select distinct e.source, e.ticket_id
+    from events e
+    where e.kind = 'status'
+        and e.from_value in ('resolved', 'closed')
+        and e.to_value not in ('resolved', 'closed', 'canceled')
 ),
 counted as (
     select local_month(f.first_resolved_at) as month, r.ticket_id as reopened_id

@@ -1,28 +1,52 @@
 -- KPI time_to_own: tickets created in the period and assigned, business time from
--- created_at to assigned_at (pending time removed).
+-- created_at to assigned_at in the org's calendar, minus the business time spent
+-- `pending` before the assignment (the same rule as resolution_time).
 -- Grain: one row per local month of created_at, desk, priority.
 -- Parameters: $start, $end.
--- Output: month, desk, priority, owned (count), median_bh, mean_bh (business hours; lower
--- is better), sla_tto_rate (share within the TTO target of the priority; higher is better).
+-- Output: month, desk, priority, owned (count), median_bh (exact), mean_bh (business
+-- hours; lower is better), sla_tto_rate (share within the TTO target of the priority;
+-- higher is better).
 with owned as (
-    select
-        local_month(t.created_at) as month,
-        t.desk,
-        t.priority,
-        t.tto_us,
-        t.tto_bh,
-        case when t.tto_us <= t.tto_target_s * 1000000 then 1 else 0 end as met
-    from ticket_times t
+    select t.source, t.ticket_id, t.org, t.desk, t.priority, t.created_at, t.assigned_at
+    from tickets t
     where t.created_at >= $start and t.created_at < $end and t.assigned_at is not null
+),
+history as (
+    select
+        o.source, o.ticket_id, o.org, o.desk, o.priority, o.created_at, o.assigned_at,
+        e.at,
+        e.to_value as status,
+        lead(e.at) over (partition by o.source, o.ticket_id order by e.at, e.event_id) as next_at
+    from owned o
+    left join events e on e.source = o.source and e.ticket_id = o.ticket_id and e.kind = 'status'
+),
+per_ticket as (
+    select
+        org, desk, priority, created_at, assigned_at,
+        sum(case when status = 'pending' then
+            business_micros(org, greatest(at, created_at), least(coalesce(next_at, assigned_at), assigned_at))
+            else 0 end) as pending_us
+    from history
+    group by source, ticket_id, org, desk, priority, created_at, assigned_at
+),
+times as (
+    select
+        local_month(p.created_at) as month,
+        p.desk,
+        p.priority,
+        business_micros(p.org, p.created_at, p.assigned_at) - p.pending_us as tto_us,
+        s.tto_s
+    from per_ticket p
+    left join sla_targets s on s.priority = p.priority
 )
 select
     month,
     desk,
     priority,
     count(*) as owned,
-    quantile_cont(tto_bh, 0.5) as median_bh,
+    quantile_cont(tto_us / 3600000000.0, 0.5) as median_bh,
     sum(tto_us) / 3600000000.0 / count(*) as mean_bh,
-    sum(met) * 1.0 / count(*) as sla_tto_rate
-from owned
+    sum(case when tto_us <= tto_s * 1000000 then 1 else 0 end) * 1.0 / count(*) as sla_tto_rate
+from times
 group by month, desk, priority
 order by month, desk, priority
