@@ -16,6 +16,9 @@ use crate::sources::fixtures::{FixtureOptions, write_lake};
 /// Generate two academic years of the INSA group into a lake and show the last
 /// complete month's KPIs.
 ///
+/// The demo starts from an empty lake: it empties a lake that an earlier demo made, and
+/// refuses any other non-empty directory.
+///
 /// Examples:
 ///   ticketlake demo
 ///   ticketlake demo --lake /tmp/demo --tickets 20000
@@ -33,6 +36,32 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
+/// The mark of a lake that `demo` made (and may therefore empty).
+const DEMO_MARK: &str = "_demo.json";
+
+/// Empties a lake that an earlier demo made, refuses any other non-empty one, and marks
+/// the lake as the demo's.
+async fn start_afresh(lake: &Lake, opts: &FixtureOptions) -> Result<()> {
+    let mark = object_store::path::Path::from(DEMO_MARK);
+    let existing = lake.list(&object_store::path::Path::from("")).await?;
+    if existing.iter().any(|m| m.location == mark) {
+        lake.clear().await?;
+    } else if !existing.is_empty() {
+        anyhow::bail!(
+            "'{}' is not empty and was not made by `ticketlake demo`; give another --lake (the demo starts from an empty lake)",
+            lake.location
+        );
+    }
+    let text = serde_json::json!({"tickets": opts.tickets, "seed": opts.seed, "start": opts.start.to_string(), "months": opts.months});
+    object_store::ObjectStoreExt::put(
+        lake.store.as_ref(),
+        &mark,
+        text.to_string().into_bytes().into(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// How many rows of a long KPI the demo shows.
 const DEMO_ROWS: usize = 15;
 
@@ -48,6 +77,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         seed: args.seed,
         ..FixtureOptions::default()
     };
+    start_afresh(&lake, &opts).await?;
     let started = std::time::Instant::now();
     let summary = write_lake(&lake, &config, opts, |month, n| {
         eprint!("\rgenerating {month}: {n:>6} tickets");

@@ -13,7 +13,8 @@ use crate::sources::fixtures::{FixtureOptions, write_lake};
 /// Write a deterministic synthetic INSA lake (7 school desks and the group desk).
 ///
 /// The same options give the same lake on any day; running it again on the same lake
-/// changes nothing (records are merged by key).
+/// changes nothing (records are merged by key). Other options onto an existing lake are
+/// merged with what it holds: use a new directory for a different lake.
 ///
 /// Examples:
 ///   ticketlake fixtures --lake ./lake

@@ -128,6 +128,17 @@ impl Lake {
         Ok(out.into_iter().collect())
     }
 
+    /// Deletes every object of the lake (used by `demo` on its own lakes only).
+    pub async fn clear(&self) -> Result<usize> {
+        let all = self.list(&ObjectPath::from("")).await?;
+        for meta in &all {
+            self.store.delete(&meta.location).await.with_context(|| {
+                format!("deleting {} in lake '{}'", meta.location, self.location)
+            })?;
+        }
+        Ok(all.len())
+    }
+
     /// Reads a source's state file, if any.
     pub async fn state(&self, source: &str) -> Result<Option<write::SourceState>> {
         match self.store.get(&Lake::state_path(source)).await {

@@ -292,3 +292,45 @@ fn a_file_url_is_the_same_lake_as_its_directory() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown URL scheme"), "{err}");
 }
+
+#[test]
+fn the_demo_starts_afresh_and_never_empties_a_lake_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let d = demo.to_str().unwrap();
+    let (code, out, err) = run(&["demo", "--lake", d, "--tickets", "3000"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("KPIs of 2026-08"), "{out}");
+    assert!(
+        out.contains("group_service_volume") && out.contains("backlog"),
+        "{out}"
+    );
+    // a smaller demo afterwards is a lake of its own size, not a mix of both
+    assert_eq!(run(&["demo", "--lake", d, "--tickets", "2000"]).0, 0);
+    let (_, n, _) = run(&[
+        "sql",
+        "--lake",
+        d,
+        "select count(*) as n from tickets",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(n, "n\n2000\n");
+    // a directory the demo did not make is left alone
+    let other = dir.path().join("mine");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "keep me").unwrap();
+    let (code, _, err) = run(&[
+        "demo",
+        "--lake",
+        other.to_str().unwrap(),
+        "--tickets",
+        "100",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not made by `ticketlake demo`"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+}
