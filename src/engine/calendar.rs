@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
 use crate::config::{CalendarSpec, HolidaySet};
@@ -68,7 +68,6 @@ pub fn holidays(year: i32, set: HolidaySet) -> Vec<NaiveDate> {
 /// A calendar's opening windows, precomputed as UTC microseconds.
 #[derive(Debug, Clone)]
 pub struct BusinessCalendar {
-    tz: Tz,
     first_day: NaiveDate,
     /// UTC µs at which each local day's window opens (for a closed day: its local midnight).
     open: Vec<i64>,
@@ -126,7 +125,6 @@ impl BusinessCalendar {
             day = day.succ_opt().unwrap();
         }
         BusinessCalendar {
-            tz: spec.timezone,
             first_day,
             open,
             len,
@@ -188,26 +186,6 @@ impl BusinessCalendar {
         let i = (date - self.first_day).num_days();
         i >= 0 && (i as usize) < self.len.len() && self.len[i as usize] > 0
     }
-
-    pub fn timezone(&self) -> Tz {
-        self.tz
-    }
-
-    /// Number of working days in [from, to) local dates.
-    pub fn working_days(&self, from: NaiveDate, to: NaiveDate) -> usize {
-        let mut d = from;
-        let mut n = 0;
-        while d < to {
-            n += self.is_working_day(d) as usize;
-            d = d.succ_opt().unwrap();
-        }
-        n
-    }
-}
-
-/// Weekday names accepted in calendars.
-pub fn weekday_index(w: Weekday) -> usize {
-    w.num_days_from_monday() as usize
 }
 
 #[cfg(test)]

@@ -77,6 +77,11 @@ impl Calendars {
     pub fn of(&self, org: &str) -> &BusinessCalendar {
         &self.calendars[*self.by_org.get(org).unwrap_or(&self.default)]
     }
+
+    /// The config's `default_calendar`.
+    pub fn default_calendar(&self) -> &BusinessCalendar {
+        &self.calendars[self.default]
+    }
 }
 
 /// `business_seconds(org, from, to)` (Float64) or `business_micros(org, from, to)` (Int64).
