@@ -283,7 +283,17 @@ async fn write_partition(
     writer.write(&merged)?;
     writer.close()?;
     let target = Lake::partition_file(table, source, month);
+    let bytes = buf.len();
     lake.store.put(&target, PutPayload::from(buf)).await?;
+    tracing::debug!(
+        table = table.name(),
+        source,
+        month,
+        new_rows,
+        rows = merged.num_rows(),
+        bytes,
+        "partition written"
+    );
     for p in old_paths.into_iter().filter(|p| *p != target) {
         lake.store.delete(&p).await?;
     }
