@@ -334,3 +334,86 @@ fn the_demo_starts_afresh_and_never_empties_a_lake_it_did_not_make() {
         "keep me"
     );
 }
+
+#[test]
+fn a_killed_run_leaves_a_lake_the_next_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (killed, clean) = (dir.path().join("killed"), dir.path().join("clean"));
+    let args = |lake: &std::path::Path| {
+        [
+            "fixtures",
+            "--tickets",
+            "30000",
+            "--seed",
+            "9",
+            "--start",
+            "2025-09",
+            "--months",
+            "6",
+            "-q",
+            "--lake",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([lake.to_str().unwrap().to_string()])
+        .collect::<Vec<_>>()
+    };
+    let mut child = Command::new(bin()).args(args(&killed)).spawn().unwrap();
+    // wait until some partitions are written, then kill without warning
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !killed.join("events").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        killed.join("_lock").exists(),
+        "the killed run should have left its lock"
+    );
+
+    // the next run takes the dead process's lock over and converges
+    let rerun: Vec<String> = args(&killed);
+    let out = Command::new(bin()).args(&rerun).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taking over the lock"));
+    let clean_args: Vec<String> = args(&clean);
+    assert!(
+        Command::new(bin())
+            .args(&clean_args)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let kpi = |lake: &std::path::Path| {
+        run(&[
+            "kpi",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--from",
+            "2025-09",
+            "--to",
+            "2026-02",
+            "--format",
+            "json",
+        ])
+        .1
+    };
+    assert_eq!(kpi(&killed), kpi(&clean));
+    let count = |lake: &std::path::Path| {
+        run(&[
+            "sql",
+            "--lake",
+            lake.to_str().unwrap(),
+            "select count(*) as n, count(distinct source || ticket_id) as k from tickets",
+            "--format",
+            "csv",
+        ])
+        .1
+    };
+    assert_eq!(count(&killed), "n,k\n30000,30000\n");
+}
