@@ -11,23 +11,34 @@ with owned as (
     from tickets t
     where t.created_at >= $start and t.created_at < $end and t.assigned_at is not null
 ),
-history as (
+pending as (
+    -- the pending periods of those tickets: from a `pending` status event to the next
+    -- status event of the ticket (open-ended when there is none)
     select
-        o.source, o.ticket_id, o.org, o.desk, o.priority, o.created_at, o.assigned_at,
-        e.at,
-        e.to_value as status,
-        lead(e.at) over (partition by o.source, o.ticket_id order by e.at, e.event_id) as next_at
-    from owned o
-    left join events e on e.source = o.source and e.ticket_id = o.ticket_id and e.kind = 'status'
+        p.source, p.ticket_id, p.at as from_at, min(n.at) as to_at
+    from (
+        select o.source, o.ticket_id, e.at, e.event_id
+        from owned o
+        join events e on e.source = o.source and e.ticket_id = o.ticket_id
+        where e.kind = 'status' and e.to_value = 'pending'
+    ) p
+    left join events n
+        on n.source = p.source and n.ticket_id = p.ticket_id and n.kind = 'status'
+        and (n.at > p.at or (n.at = p.at and n.event_id > p.event_id))
+    group by p.source, p.ticket_id, p.event_id, p.at
 ),
 per_ticket as (
     select
-        org, desk, priority, created_at, assigned_at,
-        sum(case when status = 'pending' then
-            business_micros(org, greatest(at, created_at), least(coalesce(next_at, assigned_at), assigned_at))
-            else 0 end) as pending_us
-    from history
-    group by source, ticket_id, org, desk, priority, created_at, assigned_at
+        o.org, o.desk, o.priority, o.created_at, o.assigned_at,
+        -- (greatest() skips nulls: without the case a ticket with no pending period
+        -- would get one from creation to assigned_at)
+        coalesce(sum(case when pe.from_at is not null then
+            business_micros(o.org, greatest(pe.from_at, o.created_at),
+                least(coalesce(pe.to_at, o.assigned_at), o.assigned_at))
+            end), 0) as pending_us
+    from owned o
+    left join pending pe on pe.source = o.source and pe.ticket_id = o.ticket_id
+    group by o.source, o.ticket_id, o.org, o.desk, o.priority, o.created_at, o.assigned_at
 ),
 times as (
     select
