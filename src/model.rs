@@ -373,7 +373,8 @@ pub fn describe() -> String {
     out.push_str(
         "reference tables (from the config): services(service, service_scope, owner_team), \
          orgs(org, name, calendar, headcount), sla_targets(priority, tto_min, ttr_h)\n\
-         view: status_intervals(source, ticket_id, event_id, from_at, next_at, from_value, status): the status history as intervals\n\
+         views: status_intervals(source, ticket_id, event_id, from_at, next_at, from_value, status): the status history as intervals;\n\
+         pending_periods(source, ticket_id, event_id, from_at, to_at): the periods spent pending\n\
          functions: business_seconds(org, from, to), business_micros(org, from, to), local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q)\n",
     );
     out

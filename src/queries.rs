@@ -5,10 +5,16 @@
 use anyhow::{Context, Result};
 
 /// Shared views, in dependency order: (name, SQL).
-const VIEWS: &[(&str, &str)] = &[(
-    "status_intervals",
-    include_str!("../queries/views/status_intervals.sql"),
-)];
+const VIEWS: &[(&str, &str)] = &[
+    (
+        "pending_periods",
+        include_str!("../queries/views/pending_periods.sql"),
+    ),
+    (
+        "status_intervals",
+        include_str!("../queries/views/status_intervals.sql"),
+    ),
+];
 
 /// KPI queries, in report order: (name, SQL).
 const KPIS: &[(&str, &str)] = &[

@@ -9,27 +9,10 @@
 -- Medians and p90 are exact (quantile_cont: percentile_cont's linear interpolation without
 -- DataFusion's 1e-6 rounding of the weight); means are exact sums of microseconds divided
 -- by the count. Lower times are better.
--- Only the tickets in scope and the events of those with a pending period are read.
 with resolved as (
     select t.source, t.ticket_id, t.org, t.desk, t.priority, t.created_at, t.resolved_at
     from tickets t
     where t.status in ('resolved', 'closed') and t.resolved_at >= $start and t.resolved_at < $end
-),
-pending as (
-    -- the pending periods of those tickets: from a `pending` status event to the next
-    -- status event of the ticket (open-ended when there is none)
-    select
-        p.source, p.ticket_id, p.at as from_at, min(n.at) as to_at
-    from (
-        select r.source, r.ticket_id, e.at, e.event_id
-        from resolved r
-        join events e on e.source = r.source and e.ticket_id = r.ticket_id
-        where e.kind = 'status' and e.to_value = 'pending'
-    ) p
-    left join events n
-        on n.source = p.source and n.ticket_id = p.ticket_id and n.kind = 'status'
-        and (n.at > p.at or (n.at = p.at and n.event_id > p.event_id))
-    group by p.source, p.ticket_id, p.event_id, p.at
 ),
 per_ticket as (
     select
@@ -41,7 +24,7 @@ per_ticket as (
                 least(coalesce(pe.to_at, r.resolved_at), r.resolved_at))
             end), 0) as pending_us
     from resolved r
-    left join pending pe on pe.source = r.source and pe.ticket_id = r.ticket_id
+    left join pending_periods pe on pe.source = r.source and pe.ticket_id = r.ticket_id
     group by r.source, r.ticket_id, r.org, r.desk, r.priority, r.created_at, r.resolved_at
 ),
 times as (

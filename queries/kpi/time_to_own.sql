@@ -11,22 +11,6 @@ with owned as (
     from tickets t
     where t.created_at >= $start and t.created_at < $end and t.assigned_at is not null
 ),
-pending as (
-    -- the pending periods of those tickets: from a `pending` status event to the next
-    -- status event of the ticket (open-ended when there is none)
-    select
-        p.source, p.ticket_id, p.at as from_at, min(n.at) as to_at
-    from (
-        select o.source, o.ticket_id, e.at, e.event_id
-        from owned o
-        join events e on e.source = o.source and e.ticket_id = o.ticket_id
-        where e.kind = 'status' and e.to_value = 'pending'
-    ) p
-    left join events n
-        on n.source = p.source and n.ticket_id = p.ticket_id and n.kind = 'status'
-        and (n.at > p.at or (n.at = p.at and n.event_id > p.event_id))
-    group by p.source, p.ticket_id, p.event_id, p.at
-),
 per_ticket as (
     select
         o.org, o.desk, o.priority, o.created_at, o.assigned_at,
@@ -37,7 +21,7 @@ per_ticket as (
                 least(coalesce(pe.to_at, o.assigned_at), o.assigned_at))
             end), 0) as pending_us
     from owned o
-    left join pending pe on pe.source = o.source and pe.ticket_id = o.ticket_id
+    left join pending_periods pe on pe.source = o.source and pe.ticket_id = o.ticket_id
     group by o.source, o.ticket_id, o.org, o.desk, o.priority, o.created_at, o.assigned_at
 ),
 times as (
