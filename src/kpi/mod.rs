@@ -82,14 +82,14 @@ pub async fn run(
     names: &[String],
     period: Period,
 ) -> Result<Vec<KpiResult>> {
+    for n in names {
+        queries::kpi(n)?; // an unknown name is an error, before any work
+    }
     let mut out = Vec::new();
     for name in queries::kpi_names() {
         if names.is_empty() || names.iter().any(|n| n == name) {
             out.push(run_one(ctx, days, name, period).await?);
         }
-    }
-    for n in names {
-        queries::kpi(n)?; // an unknown name is an error, not silence
     }
     Ok(out)
 }
