@@ -217,14 +217,6 @@ impl Config {
             .unwrap_or(&self.default_calendar)
     }
 
-    /// The scope of a catalogue service, if listed.
-    pub fn service_scope(&self, service: &str) -> Option<&str> {
-        self.services
-            .iter()
-            .find(|s| s.name == service)
-            .map(|s| s.scope.as_str())
-    }
-
     /// The SLA target of a priority.
     pub fn sla_for(&self, priority: u8) -> Option<&SlaTarget> {
         self.sla.iter().find(|t| t.priority == priority)

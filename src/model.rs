@@ -328,8 +328,6 @@ pub mod values {
     pub const STATUSES: &[&str] = &[
         "new", "assigned", "pending", "resolved", "closed", "canceled",
     ];
-    /// Statuses in which a ticket no longer counts in the backlog.
-    pub const DONE_STATUSES: &[&str] = &["resolved", "closed", "canceled"];
     pub const EVENT_KINDS: &[&str] = &["status", "assign", "escalate", "transfer", "priority"];
 }
 

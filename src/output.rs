@@ -63,9 +63,25 @@ pub fn csv(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
     Ok(())
 }
 
+/// Rows of record batches as JSON objects (nulls kept, numbers as numbers).
+pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>> {
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
 /// A JSON array of row objects.
 pub fn json(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
-    let rows = crate::kpi::to_json_rows(batches)?;
+    let rows = json_rows(batches)?;
     serde_json::to_writer_pretty(&mut *out, &rows)?;
     writeln!(out)?;
     Ok(())

@@ -78,7 +78,7 @@ pub struct BusinessCalendar {
 }
 
 /// The UTC instant of a local date-time; inside a DST gap, the first valid instant after.
-fn local_to_utc(tz: &Tz, local: NaiveDateTime) -> i64 {
+pub(crate) fn local_to_utc(tz: &Tz, local: NaiveDateTime) -> i64 {
     let mut t = local;
     for _ in 0..4 {
         if let Some(dt) = tz.from_local_datetime(&t).earliest() {
@@ -160,23 +160,12 @@ impl BusinessCalendar {
     /// outside opening hours: the next opening). Clamped to the end of the table.
     pub fn add_business_seconds(&self, from_us: i64, secs: f64) -> i64 {
         let target = self.cumulative(from_us) + (secs.max(0.0) * 1e6) as i64;
-        // the first day whose window ends after the target
-        let j = {
-            let mut lo = 0usize;
-            let mut hi = self.cum.len();
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                if self.cum[mid] + self.len[mid] <= target {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            lo
-        };
-        if j >= self.cum.len() {
-            let last = self.cum.len() - 1;
-            return self.open[last] + self.len[last];
+        // the first day whose window ends after the target (a day's window ends where the
+        // next day's cumulative count begins)
+        let j = self.cum[1..].partition_point(|&c| c <= target);
+        let end_of_table = self.cum[j] + self.len[j];
+        if target >= end_of_table {
+            return self.open[j] + self.len[j];
         }
         (self.open[j] + (target - self.cum[j])).max(from_us)
     }

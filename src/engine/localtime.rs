@@ -73,17 +73,9 @@ impl LocalDays {
     }
 }
 
+/// Local midnight (in a zone whose DST gap swallows midnight, the first instant of the day).
 fn local_midnight_us(tz: &Tz, d: NaiveDate) -> i64 {
-    let naive = d.and_hms_opt(0, 0, 0).unwrap();
-    match tz.from_local_datetime(&naive).earliest() {
-        Some(dt) => dt.timestamp_micros(),
-        // a zone whose DST gap swallows midnight: the first instant of that day
-        None => tz
-            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
-            .earliest()
-            .map(|dt| dt.timestamp_micros())
-            .unwrap_or_else(|| tz.from_utc_datetime(&naive).timestamp_micros()),
-    }
+    super::calendar::local_to_utc(tz, d.and_hms_opt(0, 0, 0).unwrap())
 }
 
 /// A local month `YYYY-MM`.
@@ -117,18 +109,6 @@ impl Month {
         Month {
             year: idx.div_euclid(12),
             month: idx.rem_euclid(12) as u32 + 1,
-        }
-    }
-
-    /// Months from `self` to `other` (positive when other is later).
-    pub fn until(self, other: Month) -> i32 {
-        (other.year * 12 + other.month as i32) - (self.year * 12 + self.month as i32)
-    }
-
-    pub fn of_date(d: NaiveDate) -> Month {
-        Month {
-            year: d.year(),
-            month: d.month(),
         }
     }
 }
@@ -174,7 +154,6 @@ mod tests {
         let m = Month::parse("2025-12").unwrap();
         assert_eq!(m.next().to_string(), "2026-01");
         assert_eq!(m.plus(-12).to_string(), "2024-12");
-        assert_eq!(Month::parse("2024-09").unwrap().until(m), 15);
         assert!(Month::parse("2025-13").is_err());
         assert!(Month::parse("25-01").is_err());
     }

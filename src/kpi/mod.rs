@@ -94,29 +94,13 @@ pub async fn run(
     Ok(out)
 }
 
-/// Rows of record batches as JSON objects (nulls kept, numbers as numbers).
-pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>> {
-    let mut writer = arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
-    for b in batches {
-        writer.write(b)?;
-    }
-    writer.finish()?;
-    let bytes = writer.into_inner();
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(serde_json::from_slice(&bytes)?)
-}
-
 /// `{"kpi name": [rows…], …}`.
 pub fn to_json(results: &[KpiResult]) -> Result<serde_json::Value> {
     let mut map = serde_json::Map::new();
     for r in results {
         map.insert(
             r.name.clone(),
-            serde_json::Value::Array(to_json_rows(&r.batches)?),
+            serde_json::Value::Array(crate::output::json_rows(&r.batches)?),
         );
     }
     Ok(serde_json::Value::Object(map))

@@ -2,7 +2,9 @@
 //! canonical model are split off with a reason, for the quarantine. Pure; no I/O.
 
 use anyhow::{Result, bail};
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{
+    Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt8Array,
+};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{TimestampMicrosecondType, UInt8Type};
 
@@ -31,9 +33,8 @@ pub fn split(table: Table, batch: &RecordBatch) -> Result<(RecordBatch, Vec<Reje
                 .collect::<Vec<_>>()
         );
     }
-    let reasons: Vec<Option<String>> = (0..batch.num_rows())
-        .map(|row| check_row(table, batch, row))
-        .collect();
+    let checks = Checks::new(table, batch);
+    let reasons: Vec<Option<String>> = (0..batch.num_rows()).map(|row| checks.row(row)).collect();
     if reasons.iter().all(Option::is_none) {
         return Ok((batch.clone(), Vec::new()));
     }
@@ -53,86 +54,228 @@ pub fn split(table: Table, batch: &RecordBatch) -> Result<(RecordBatch, Vec<Reje
     Ok((good, rejected))
 }
 
-fn text<'a>(batch: &'a RecordBatch, name: &str, row: usize) -> Option<&'a str> {
-    let a = batch.column_by_name(name)?.as_string::<i32>();
-    (!a.is_null(row)).then(|| a.value(row))
+/// The columns a table's checks read, resolved once per batch.
+struct Checks<'a> {
+    key: (&'static str, &'a StringArray),
+    /// text columns and their allowed values
+    enums: Vec<(&'static str, &'a StringArray, &'static [&'static str])>,
+    /// small integers and their inclusive range
+    ranges: Vec<(&'static str, &'a UInt8Array, u8, u8)>,
+    /// instants that may not come before `created_at`
+    after_creation: Vec<(&'static str, &'a TimestampMicrosecondArray)>,
+    created_at: Option<&'a TimestampMicrosecondArray>,
+    /// events: the kind, and the status values of status events
+    event_kind: Option<&'a StringArray>,
+    status_values: Vec<(&'static str, &'a StringArray)>,
 }
 
-fn small(batch: &RecordBatch, name: &str, row: usize) -> Option<u8> {
-    let a = batch.column_by_name(name)?.as_primitive::<UInt8Type>();
-    (!a.is_null(row)).then(|| a.value(row))
-}
-
-fn instant(batch: &RecordBatch, name: &str, row: usize) -> Option<i64> {
-    let a = batch
-        .column_by_name(name)?
-        .as_primitive::<TimestampMicrosecondType>();
-    (!a.is_null(row)).then(|| a.value(row))
-}
-
-fn one_of(batch: &RecordBatch, name: &str, row: usize, allowed: &[&str]) -> Option<String> {
-    match text(batch, name, row) {
-        Some(v) if !allowed.contains(&v) => Some(format!("{name} '{v}' is not one of {allowed:?}")),
-        _ => None,
+impl<'a> Checks<'a> {
+    fn new(table: Table, b: &'a RecordBatch) -> Checks<'a> {
+        let text = |n: &str| {
+            b.column_by_name(n)
+                .expect("canonical column")
+                .as_string::<i32>()
+        };
+        let small = |n: &str| {
+            b.column_by_name(n)
+                .expect("canonical column")
+                .as_primitive::<UInt8Type>()
+        };
+        let instant = |n: &str| {
+            b.column_by_name(n)
+                .expect("canonical column")
+                .as_primitive::<TimestampMicrosecondType>()
+        };
+        match table {
+            Table::Tickets => Checks {
+                key: ("ticket_id", text("ticket_id")),
+                enums: [
+                    ("desk", values::DESKS),
+                    ("service_scope", values::SCOPES),
+                    ("kind", values::KINDS),
+                    ("channel", values::CHANNELS),
+                    ("requester_profile", values::PROFILES),
+                    ("status", values::STATUSES),
+                ]
+                .into_iter()
+                .map(|(n, allowed)| (n, text(n), allowed))
+                .collect(),
+                ranges: [
+                    ("priority", 1, 4),
+                    ("impact", 1, 4),
+                    ("urgency", 1, 4),
+                    ("level", 1, 3),
+                    ("satisfaction", 1, 5),
+                ]
+                .into_iter()
+                .map(|(n, lo, hi)| (n, small(n), lo, hi))
+                .collect(),
+                after_creation: ["assigned_at", "resolved_at", "closed_at"]
+                    .into_iter()
+                    .map(|n| (n, instant(n)))
+                    .collect(),
+                created_at: Some(instant("created_at")),
+                event_kind: None,
+                status_values: Vec::new(),
+            },
+            Table::Events => Checks {
+                key: ("event_id", text("event_id")),
+                enums: vec![("kind", text("kind"), values::EVENT_KINDS)],
+                ranges: Vec::new(),
+                after_creation: Vec::new(),
+                created_at: None,
+                event_kind: Some(text("kind")),
+                status_values: vec![
+                    ("to_value", text("to_value")),
+                    ("from_value", text("from_value")),
+                ],
+            },
+        }
     }
-}
 
-fn in_range(batch: &RecordBatch, name: &str, row: usize, lo: u8, hi: u8) -> Option<String> {
-    match small(batch, name, row) {
-        Some(v) if !(lo..=hi).contains(&v) => Some(format!("{name} {v} is outside {lo}..{hi}")),
-        _ => None,
-    }
-}
-
-fn check_row(table: Table, b: &RecordBatch, row: usize) -> Option<String> {
-    match table {
-        Table::Tickets => {
-            if text(b, "ticket_id", row).is_none_or(str::is_empty) {
-                return Some("empty ticket_id".into());
+    /// Why row `r` breaks the model, or None.
+    fn row(&self, r: usize) -> Option<String> {
+        let (key_name, key) = self.key;
+        if key.is_null(r) || key.value(r).is_empty() {
+            return Some(format!("empty {key_name}"));
+        }
+        for (name, col, allowed) in &self.enums {
+            if col.is_valid(r) && !allowed.contains(&col.value(r)) {
+                return Some(format!(
+                    "{name} '{}' is not one of {allowed:?}",
+                    col.value(r)
+                ));
             }
-            let checks = [
-                one_of(b, "desk", row, values::DESKS),
-                one_of(b, "service_scope", row, values::SCOPES),
-                one_of(b, "kind", row, values::KINDS),
-                one_of(b, "channel", row, values::CHANNELS),
-                one_of(b, "requester_profile", row, values::PROFILES),
-                one_of(b, "status", row, values::STATUSES),
-                in_range(b, "priority", row, 1, 4),
-                in_range(b, "impact", row, 1, 4),
-                in_range(b, "urgency", row, 1, 4),
-                in_range(b, "level", row, 1, 3),
-                in_range(b, "satisfaction", row, 1, 5),
-            ];
-            if let Some(reason) = checks.into_iter().flatten().next() {
-                return Some(reason);
+        }
+        for (name, col, lo, hi) in &self.ranges {
+            if col.is_valid(r) && !(*lo..=*hi).contains(&col.value(r)) {
+                return Some(format!("{name} {} is outside {lo}..{hi}", col.value(r)));
             }
-            let created = instant(b, "created_at", row)?;
-            for later in ["assigned_at", "resolved_at", "closed_at"] {
-                if let Some(t) = instant(b, later, row)
-                    && t < created
-                {
-                    return Some(format!("{later} is before created_at"));
+        }
+        if let Some(created) = self.created_at.filter(|c| c.is_valid(r)) {
+            for (name, col) in &self.after_creation {
+                if col.is_valid(r) && col.value(r) < created.value(r) {
+                    return Some(format!("{name} is before created_at"));
                 }
             }
-            None
         }
-        Table::Events => {
-            if text(b, "event_id", row).is_none_or(str::is_empty) {
-                return Some("empty event_id".into());
+        if self
+            .event_kind
+            .is_some_and(|k| k.is_valid(r) && k.value(r) == "status")
+        {
+            for (name, col) in &self.status_values {
+                if col.is_valid(r) && !values::STATUSES.contains(&col.value(r)) {
+                    return Some(format!(
+                        "{name} '{}' is not one of {:?}",
+                        col.value(r),
+                        values::STATUSES
+                    ));
+                }
             }
-            if let Some(reason) = one_of(b, "kind", row, values::EVENT_KINDS) {
-                return Some(reason);
+            if self.status_values[0].1.is_null(r) {
+                return Some("status event without to_value".into());
             }
-            if text(b, "kind", row) == Some("status") {
-                return one_of(b, "to_value", row, values::STATUSES)
-                    .or_else(|| one_of(b, "from_value", row, values::STATUSES))
-                    .or_else(|| {
-                        text(b, "to_value", row)
-                            .is_none()
-                            .then(|| "status event without to_value".into())
-                    });
-            }
-            None
         }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::batch::{EventFields, EventsBuilder, TicketFields, TicketsBuilder};
+
+    fn reasons(table: Table, batch: &RecordBatch) -> Vec<String> {
+        split(table, batch)
+            .unwrap()
+            .1
+            .into_iter()
+            .map(|r| r.reason)
+            .collect()
+    }
+
+    #[test]
+    fn ticket_rules() {
+        let ok = TicketFields {
+            ticket_id: "1",
+            desk: "school",
+            service_scope: "school",
+            kind: "incident",
+            channel: "email",
+            requester_profile: "staff",
+            status: "new",
+            priority: 3,
+            level: 1,
+            created_at: 1_000,
+            ..Default::default()
+        };
+        let mut b = TicketsBuilder::default();
+        b.append(&ok);
+        b.append(&TicketFields {
+            ticket_id: "",
+            ..ok.clone()
+        });
+        b.append(&TicketFields {
+            priority: 7,
+            ..ok.clone()
+        });
+        b.append(&TicketFields {
+            resolved_at: Some(999),
+            ..ok.clone()
+        });
+        b.append(&TicketFields {
+            channel: "fax",
+            satisfaction: Some(9),
+            ..ok.clone()
+        });
+        let batch = b.finish();
+        assert_eq!(
+            reasons(Table::Tickets, &batch),
+            vec![
+                "empty ticket_id".to_string(),
+                "priority 7 is outside 1..4".into(),
+                "resolved_at is before created_at".into(),
+                format!("channel 'fax' is not one of {:?}", values::CHANNELS),
+            ]
+        );
+        assert_eq!(split(Table::Tickets, &batch).unwrap().0.num_rows(), 1);
+    }
+
+    #[test]
+    fn event_rules() {
+        let ok = EventFields {
+            ticket_id: "1",
+            event_id: "e1",
+            at: 5,
+            kind: "status",
+            from_value: None,
+            to_value: Some("new"),
+            actor: None,
+        };
+        let mut b = EventsBuilder::default();
+        b.append(&ok);
+        b.append(&EventFields {
+            to_value: Some("solved"),
+            ..ok.clone()
+        });
+        b.append(&EventFields {
+            to_value: None,
+            ..ok.clone()
+        });
+        b.append(&EventFields {
+            kind: "assign",
+            to_value: Some("any-team"),
+            ..ok.clone()
+        });
+        b.append(&EventFields {
+            kind: "note",
+            ..ok.clone()
+        });
+        let batch = b.finish();
+        let r = reasons(Table::Events, &batch);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert!(r[0].starts_with("to_value 'solved'"), "{r:?}");
+        assert_eq!(r[1], "status event without to_value");
+        assert!(r[2].starts_with("kind 'note'"), "{r:?}");
     }
 }

@@ -303,6 +303,14 @@ async fn write_partition(
 /// One batch with each key once (the last occurrence wins), sorted by (instant, key).
 pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let schema = table.file_schema();
+    let instants: Vec<_> = batches
+        .iter()
+        .map(|b| {
+            b.column_by_name(table.partition_instant())
+                .expect("canonical column")
+                .as_primitive::<TimestampMicrosecondType>()
+        })
+        .collect();
     let mut latest: HashMap<&str, (usize, usize)> = HashMap::new();
     for (b, batch) in batches.iter().enumerate() {
         let keys = batch
@@ -315,14 +323,7 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
     }
     let mut order: Vec<(i64, &str, (usize, usize))> = latest
         .into_iter()
-        .map(|(key, (b, r))| {
-            let t = batches[b]
-                .column_by_name(table.partition_instant())
-                .expect("canonical column")
-                .as_primitive::<TimestampMicrosecondType>()
-                .value(r);
-            (t, key, (b, r))
-        })
+        .map(|(key, (b, r))| (instants[b].value(r), key, (b, r)))
         .collect();
     order.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let indices: Vec<(usize, usize)> = order.into_iter().map(|(_, _, i)| i).collect();
