@@ -154,7 +154,7 @@ def compute(tickets, events, transfers, start, end):
                 path = "kept_at_school"
             else:
                 path = "direct" if t["origin"] is None else "forwarded"
-            gsv[(month_of(t["created_at"]), t["service"], path)] += 1
+            gsv[(month_of(t["created_at"]), t["org"], t["service"], path)] += 1
     out["group_service_volume"] = gsv
     # resolution_time and effort and first_level
     rt = collections.defaultdict(list)
@@ -306,7 +306,7 @@ def main():
     same(len(vol), len(ref["volume"]), "volume rows", True)
     for k, n in ref["volume"].items():
         same(vol.get(k, {}).get("tickets"), n, f"volume {k}", True)
-    gsv = rows("group_service_volume", ["month", "service", "path"])
+    gsv = rows("group_service_volume", ["month", "org", "service", "path"])
     same(len(gsv), len(ref["group_service_volume"]), "group_service_volume rows", True)
     for k, n in ref["group_service_volume"].items():
         same(gsv.get(k, {}).get("tickets"), n, f"group_service_volume {k}", True)

@@ -10,6 +10,7 @@
 //! - [`engine`], the DataFusion session, business-time UDFs;
 //! - [`queries`] and [`kpi`], the KPI SQL and its registry;
 //! - [`output`], tables, CSV, JSON and Parquet for results;
+//! - [`report`], the monthly report: templates, charts, HTML and PDF;
 //! - [`cli`], the `ticketlake` command.
 
 pub mod cli;
@@ -21,4 +22,5 @@ pub mod model;
 pub mod output;
 pub mod pseudonym;
 pub mod queries;
+pub mod report;
 pub mod sources;

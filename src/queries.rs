@@ -32,6 +32,14 @@ const KPIS: &[(&str, &str)] = &[
         include_str!("../queries/kpi/time_to_own.sql"),
     ),
     (
+        "service_level",
+        include_str!("../queries/kpi/service_level.sql"),
+    ),
+    (
+        "breaches_in_flight",
+        include_str!("../queries/kpi/breaches_in_flight.sql"),
+    ),
+    (
         "reopen_rate",
         include_str!("../queries/kpi/reopen_rate.sql"),
     ),
@@ -39,6 +47,10 @@ const KPIS: &[(&str, &str)] = &[
     (
         "recurring_incidents",
         include_str!("../queries/kpi/recurring_incidents.sql"),
+    ),
+    (
+        "recurring_pairs",
+        include_str!("../queries/kpi/recurring_pairs.sql"),
     ),
     (
         "satisfaction",
@@ -53,6 +65,10 @@ const KPIS: &[(&str, &str)] = &[
         include_str!("../queries/kpi/requalification.sql"),
     ),
     ("effort", include_str!("../queries/kpi/effort.sql")),
+    (
+        "history_coverage",
+        include_str!("../queries/kpi/history_coverage.sql"),
+    ),
 ];
 
 fn load(folder: &str, name: &str, embedded: &str) -> Result<String> {

@@ -5,10 +5,10 @@
 --   kept_at_school  held by a school desk and never forwarded to the group desk
 -- A school ticket that was forwarded is counted once, as its `forwarded` group ticket,
 -- so that the three paths add up to distinct user requests.
--- Grain: one row per local month of created_at, service, path.
--- Parameters: $start, $end. Output: month, service, path, tickets.
+-- Grain: one row per local month of created_at, org (the requester's), service, path.
+-- Parameters: $start, $end. Output: month, org, service, path, tickets.
 with created as (
-    select t.source, t.ticket_id, local_month(t.created_at) as month, t.service, t.desk, t.origin
+    select t.source, t.ticket_id, local_month(t.created_at) as month, t.org, t.service, t.desk, t.origin
     from tickets t
     where t.created_at >= $start and t.created_at < $end and t.service_scope = 'group'
 ),
@@ -20,6 +20,7 @@ forwarded_from as (
 paths as (
     select
         c.month,
+        c.org,
         c.service,
         case
             when c.desk = 'school' then 'kept_at_school'
@@ -30,7 +31,7 @@ paths as (
     left join forwarded_from f on f.origin = c.source || ':' || c.ticket_id
     where c.desk = 'group' or f.origin is null
 )
-select month, service, path, count(*) as tickets
+select month, org, service, path, count(*) as tickets
 from paths
-group by month, service, path
-order by month, service, path
+group by month, org, service, path
+order by month, org, service, path

@@ -11,10 +11,11 @@ use super::kpi::KpiFormat;
 use crate::engine::localtime::{LocalDays, Month};
 use crate::kpi::{self, Period};
 use crate::lake::Lake;
+use crate::report::{Format, Lang};
 use crate::sources::fixtures::{FixtureOptions, write_lake};
 
-/// Generate two academic years of the INSA group into a lake and show the last
-/// complete month's KPIs.
+/// Generate two academic years of the INSA group into a lake, show the last complete
+/// month's KPIs and write its report (HTML and PDF, French and English).
 ///
 /// The demo starts from an empty lake: it empties a lake that an earlier demo made, and
 /// refuses any other non-empty directory.
@@ -34,6 +35,9 @@ pub struct DemoArgs {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Where to write the report of the last complete month (HTML and PDF, both languages).
+    #[arg(long, default_value = "./demo-report")]
+    pub out: std::path::PathBuf,
 }
 
 /// The mark of a lake that `demo` made (and may therefore empty).
@@ -127,6 +131,13 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             )?;
         } else {
             super::kpi::print(&mut out, std::slice::from_ref(r), KpiFormat::Table)?;
+        }
+    }
+    let inputs = crate::report::gather(&lake, &config, &days, last).await?;
+    writeln!(out, "The monthly report of {last}:")?;
+    for lang in [Lang::Fr, Lang::En] {
+        for path in crate::report::write(&inputs, lang, &[Format::Html, Format::Pdf], &args.out)? {
+            writeln!(out, "  {}", path.display())?;
         }
     }
     writeln!(

@@ -5,6 +5,7 @@ mod demo;
 mod fixtures;
 mod init;
 mod kpi;
+mod report;
 mod schema;
 mod sql;
 
@@ -31,6 +32,7 @@ enum Command {
     Demo(demo::DemoArgs),
     Fixtures(fixtures::FixturesArgs),
     Kpi(kpi::KpiArgs),
+    Report(report::ReportArgs),
     Sql(sql::SqlArgs),
     /// Print the documented schema of the lake's tables.
     Schema,
@@ -88,6 +90,7 @@ pub fn main() -> ExitCode {
                 Command::Demo(a) => demo::run(a).await,
                 Command::Fixtures(a) => fixtures::run(a).await,
                 Command::Kpi(a) => kpi::run(a).await,
+                Command::Report(a) => report::run(a).await,
                 Command::Sql(a) => sql::run(a).await,
                 Command::Schema => schema::run(),
                 Command::Init(a) => init::run(a),

@@ -689,3 +689,68 @@ async fn the_same_figures_from_an_object_store_that_is_not_a_disk() {
         .sum();
     assert_eq!(total, 12.0);
 }
+
+#[tokio::test]
+async fn the_report_kpis_on_the_hand_built_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &sources()).await;
+    let k = kpis(&lake, "2026-04", "2026-04").await;
+
+    // service_level. Resolved in April, business TTR (target): T12 35 min (40), T6 1 (40),
+    // T1 2 (24), T3 2 (24), T11 5 (24), T2 6 (8), T4 6 (4 ✗), T5 10 (40), T7 26 (24 ✗),
+    // T15 43 (40 ✗). Median of 10 = (5 + 6) / 2; p90 at rank 8.1 = 26 + 0.1 × 17.
+    let sl = row(&k, "service_level", &[("month", json!("2026-04"))]);
+    assert_eq!(num(sl, "resolved"), 10.0);
+    assert_close(num(sl, "median_bh"), 5.5, "overall median TTR");
+    assert_close(num(sl, "p90_bh"), 27.7, "overall p90 TTR");
+    assert_close(num(sl, "sla_ttr_rate"), 0.7, "overall TTR compliance");
+    // Owned (TTO, target): T12 5 min (480), T3 10 (240), T7 10 (240), T6 20 (480),
+    // T1 30 (240), T2 30 (60), T11 30 (240), T4 45 (30 ✗), T5 60 (480): median 30 min.
+    assert_eq!(num(sl, "owned"), 9.0);
+    assert_close(num(sl, "tto_median_bh"), 0.5, "overall median TTO");
+    assert_close(num(sl, "sla_tto_rate"), 8.0 / 9.0, "overall TTO compliance");
+    assert_eq!(k["service_level"].as_array().unwrap().len(), 1);
+
+    // breaches_in_flight at 1 May 00:00: T8 (P3, owned, pending since 3 March: 9 business
+    // hours before that, under 24) and T9 (P3, never owned, 29 Apr 14:00 → 14 business
+    // hours: past the 4 h TTO target, not the 24 h TTR one).
+    let b = k["breaches_in_flight"].as_array().unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["desk"], json!("school"));
+    assert_eq!(b[0]["priority"], json!(3));
+    assert_eq!(num(&b[0], "open_tickets"), 2.0);
+    assert_eq!(num(&b[0], "unowned"), 1.0);
+    assert_eq!(num(&b[0], "past_tto"), 1.0);
+    assert_eq!(num(&b[0], "past_ttr"), 0.0);
+    // At the end of October T9 is months old: past both targets; T8 still is not
+    // (pending time is not counted against it).
+    let oct = kpis(&lake, "2026-10", "2026-10").await;
+    let b = &oct["breaches_in_flight"][0];
+    assert_eq!(num(b, "open_tickets"), 2.0);
+    assert_eq!(num(b, "past_tto"), 1.0);
+    assert_eq!(num(b, "past_ttr"), 1.0);
+
+    // recurring_pairs: Messagerie/boîte has T1, T2, T12 (T12 recurs after T1); Logiciels
+    // without category has T9 (recurs after T13); one incident each elsewhere.
+    let rp = k["recurring_pairs"].as_array().unwrap();
+    assert_eq!(rp.len(), 5);
+    assert_eq!(rp[0]["service"], json!("Messagerie"));
+    assert_eq!(rp[0]["category"], json!("boîte"));
+    assert_eq!(num(&rp[0], "incidents"), 3.0);
+    assert_eq!(num(&rp[0], "recurring"), 1.0);
+    assert_eq!(rp[1]["service"], json!("Logiciels"));
+    assert_eq!(rp[1]["category"], json!(null));
+    assert_eq!(num(&rp[1], "recurring"), 1.0);
+    let recurring: f64 = rp.iter().map(|r| num(r, "recurring")).sum();
+    assert_eq!(recurring, 2.0); // = recurring_incidents for the month
+
+    // history_coverage: April tickets per source: s-group G-4 G-5 G-10 G-11, s-nohistory
+    // T15 (no events), s-school T1 T2 T3 T6 T7 T9 T12.
+    let hc = |s: &str| row(&k, "history_coverage", &[("source", json!(s))]).clone();
+    assert_eq!(num(&hc("s-group"), "tickets"), 4.0);
+    assert_eq!(num(&hc("s-group"), "without_history"), 0.0);
+    assert_eq!(num(&hc("s-nohistory"), "tickets"), 1.0);
+    assert_eq!(num(&hc("s-nohistory"), "without_history"), 1.0);
+    assert_close(num(&hc("s-nohistory"), "history_rate"), 0.0, "no history");
+    assert_eq!(num(&hc("s-school"), "with_history"), 7.0);
+}

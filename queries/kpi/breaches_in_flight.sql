@@ -1,0 +1,60 @@
+-- KPI breaches_in_flight: tickets still open at the end of the period ($end), and those
+-- already past their SLA targets although not finished yet.
+-- Open at $end: created before it, and not resolved, closed or canceled before it (from
+-- the ticket's resolved_at, closed_at, or updated_at for a canceled ticket).
+-- past_tto: not assigned before $end, and business time since created_at (minus pending
+-- time) above the TTO target of the priority. past_ttr: business time since created_at
+-- (minus pending time up to $end) above the TTR target.
+-- Grain: one row per desk, priority. Parameters: $start (unused), $end.
+-- Output: desk, priority, open_tickets, unowned, past_tto, past_ttr (counts; lower is
+-- better).
+with finished as (
+    select
+        t.source, t.ticket_id, t.org, t.desk, t.priority, t.created_at, t.assigned_at,
+        coalesce(
+            t.resolved_at,
+            t.closed_at,
+            case when t.status = 'canceled' then coalesce(t.updated_at, t.created_at) end
+        ) as done_at
+    from tickets t
+    where t.created_at < $end
+),
+open_at_end as (
+    select f.source, f.ticket_id, f.org, f.desk, f.priority, f.created_at, f.assigned_at
+    from finished f
+    where f.done_at is null or f.done_at >= $end
+),
+aged as (
+    select
+        o.org, o.desk, o.priority, o.created_at,
+        case when o.assigned_at < $end then o.assigned_at end as assigned_at,
+        coalesce(sum(case when pe.from_at is not null then
+            business_micros(o.org, greatest(pe.from_at, o.created_at),
+                least(coalesce(pe.to_at, $end), $end))
+            end), 0) as pending_us
+    from open_at_end o
+    left join pending_periods pe
+        on pe.source = o.source and pe.ticket_id = o.ticket_id and pe.from_at < $end
+    group by o.source, o.ticket_id, o.org, o.desk, o.priority, o.created_at, o.assigned_at
+),
+measured as (
+    select
+        a.desk,
+        a.priority,
+        a.assigned_at,
+        business_micros(a.org, a.created_at, $end) - a.pending_us as age_us,
+        s.tto_s,
+        s.ttr_s
+    from aged a
+    left join sla_targets s on s.priority = a.priority
+)
+select
+    desk,
+    priority,
+    count(*) as open_tickets,
+    sum(case when assigned_at is null then 1 else 0 end) as unowned,
+    sum(case when assigned_at is null and age_us > tto_s * 1000000 then 1 else 0 end) as past_tto,
+    sum(case when age_us > ttr_s * 1000000 then 1 else 0 end) as past_ttr
+from measured
+group by desk, priority
+order by desk, priority

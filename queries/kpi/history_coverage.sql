@@ -1,0 +1,26 @@
+-- KPI history_coverage: how much of each source's data carries a status history, which
+-- the history-based figures need (reopen rate, pending time, daily backlog by status).
+-- Tickets created in the period; with_history = those with at least one `status` event
+-- (at any time). A source whose tickets have no history has its tickets left out of
+-- reopen_rate, and counted in backlog and TTR/TTO from the ticket's own dates only.
+-- Grain: one row per source. Parameters: $start, $end.
+-- Output: source, tickets, with_history, without_history (counts), history_rate (higher
+-- is better).
+with created as (
+    select t.source, t.ticket_id
+    from tickets t
+    where t.created_at >= $start and t.created_at < $end
+),
+with_status as (
+    select distinct e.source, e.ticket_id from events e where e.kind = 'status'
+)
+select
+    c.source,
+    count(*) as tickets,
+    count(h.ticket_id) as with_history,
+    count(*) - count(h.ticket_id) as without_history,
+    count(h.ticket_id) * 1.0 / count(*) as history_rate
+from created c
+left join with_status h on h.source = c.source and h.ticket_id = c.ticket_id
+group by c.source
+order by c.source
