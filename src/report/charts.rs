@@ -54,8 +54,16 @@ fn finish(svg: String, labels: &Labels) -> String {
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;");
-    svg.replacen("<svg ", "<svg role=\"img\" ", 1)
-    .replacen('>', &format!("><title>{title}</title>"), 1)
+    svg.replacen("<svg ", "<svg role=\"img\" ", 1).replacen(
+        '>',
+        &format!("><title>{title}</title>"),
+        1,
+    )
+}
+
+/// plotters' integer ranges include their end: categories 0..n are `0..n - 1`.
+fn last_index(n: usize) -> i32 {
+    (n as i32 - 1).max(0)
 }
 
 fn y_top(max: f64) -> f64 {
@@ -64,7 +72,9 @@ fn y_top(max: f64) -> f64 {
 }
 
 fn text_style() -> TextStyle<'static> {
-    ("sans-serif", 13).into_font().color(&RGBColor(0x33, 0x33, 0x33))
+    ("sans-serif", 13)
+        .into_font()
+        .color(&RGBColor(0x33, 0x33, 0x33))
 }
 
 fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
@@ -104,7 +114,7 @@ pub fn stacked_bars(
             .margin(10)
             .x_label_area_size(44)
             .y_label_area_size(64)
-            .build_cartesian_2d((0..n as i32).into_segmented(), 0.0..top)
+            .build_cartesian_2d((0..last_index(n)).into_segmented(), 0.0..top)
             .map_err(err)?;
         let x_fmt = |x: &SegmentValue<i32>| match x {
             SegmentValue::CenterOf(i) => categories.get(*i as usize).cloned().unwrap_or_default(),
@@ -147,7 +157,9 @@ pub fn stacked_bars(
                 .draw_series(bars)
                 .map_err(err)?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
         }
         legend(&mut chart)?;
         root.present().map_err(err)?;
@@ -222,7 +234,9 @@ pub fn grouped_bars(
                 .draw_series(bars)
                 .map_err(err)?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
         }
         let dark = RGBColor(0x11, 0x11, 0x11);
         let ticks: Vec<PathElement<(f64, f64)>> = targets
@@ -241,7 +255,9 @@ pub fn grouped_bars(
                 .draw_series(ticks)
                 .map_err(err)?
                 .label(target_label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], dark.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 12, y)], dark.stroke_width(3))
+                });
         }
         legend(&mut chart)?;
         root.present().map_err(err)?;
@@ -286,7 +302,7 @@ pub fn lines(
             .margin(10)
             .x_label_area_size(44)
             .y_label_area_size(64)
-            .build_cartesian_2d((0..n as i32).into_segmented(), 0.0..top)
+            .build_cartesian_2d((0..last_index(n)).into_segmented(), 0.0..top)
             .map_err(err)?;
         let x_fmt = |x: &SegmentValue<i32>| match x {
             SegmentValue::CenterOf(i) => categories.get(*i as usize).cloned().unwrap_or_default(),
@@ -321,7 +337,9 @@ pub fn lines(
             let mut runs: Vec<Vec<(SegmentValue<i32>, f64)>> = Vec::new();
             let mut last: Option<i32> = None;
             for p in &points {
-                let SegmentValue::CenterOf(i) = p.0 else { continue };
+                let SegmentValue::CenterOf(i) = p.0 else {
+                    continue;
+                };
                 if last != Some(i - 1) {
                     runs.push(Vec::new());
                 }
@@ -341,9 +359,7 @@ pub fn lines(
                 )
                 .map_err(err)?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| {
-                    EmptyElement::at((x + 6, y)) + marker(j, (0, 0), color)
-                });
+                .legend(move |(x, y)| EmptyElement::at((x + 6, y)) + marker(j, (0, 0), color));
         }
         legend(&mut chart)?;
         root.present().map_err(err)?;
@@ -388,6 +404,7 @@ pub fn daily(
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(if n <= 31 { n / 2 + 1 } else { n })
+            .set_tick_mark_size(LabelAreaPosition::Bottom, if n <= 31 { 5 } else { 0 })
             .x_label_formatter(&x_fmt)
             .y_label_formatter(&y_label)
             .x_desc(labels.x_desc.as_str())
@@ -406,7 +423,9 @@ pub fn daily(
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(err)?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 12, y)], color.stroke_width(2))
+                });
         }
         legend(&mut chart)?;
         root.present().map_err(err)?;

@@ -79,7 +79,10 @@ fn s<'v>(r: &'v Value, key: &str) -> &'v str {
 
 /// Sum of `field` over the rows that match `pred`.
 fn sum(rows: &[Value], field: &str, pred: impl Fn(&Value) -> bool) -> f64 {
-    rows.iter().filter(|r| pred(r)).filter_map(|r| f(r, field)).sum()
+    rows.iter()
+        .filter(|r| pred(r))
+        .filter_map(|r| f(r, field))
+        .sum()
 }
 
 fn month_row<'v>(rows: &'v [Value], month: &str) -> Option<&'v Value> {
@@ -98,7 +101,8 @@ impl Words<'_> {
                 None => return format!("[{path}]"),
             };
         }
-        v.as_str().map_or_else(|| format!("[{path}]"), str::to_string)
+        v.as_str()
+            .map_or_else(|| format!("[{path}]"), str::to_string)
     }
 }
 
@@ -156,14 +160,21 @@ fn ratio(n: f64, d: f64) -> Option<f64> {
 }
 
 /// Builds the template context and the charts (name → SVG) for one language.
-pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, BTreeMap<String, String>)> {
+pub fn build(
+    inputs: &Inputs,
+    lang: Lang,
+    catalogue: &Value,
+) -> Result<(Value, BTreeMap<String, String>)> {
     let t = Words(catalogue);
     let m = inputs.month;
     let month = m.to_string();
     let months: Vec<String> = (-TREND_BEFORE..=0).map(|i| m.plus(i).to_string()).collect();
     let prev = m.plus(-1).to_string();
     let year = m.plus(-12).to_string();
-    let short: Vec<String> = months.iter().map(|x| filters::month(lang, x, true)).collect();
+    let short: Vec<String> = months
+        .iter()
+        .map(|x| filters::month(lang, x, true))
+        .collect();
     let tr = &inputs.trend;
     let cur = &inputs.current;
     let mut charts = BTreeMap::new();
@@ -211,7 +222,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
         tile(
             "backlog_end",
             "int",
-            [backlog_end(m), backlog_end(m.plus(-1)), backlog_end(m.plus(-12))],
+            [
+                backlog_end(m),
+                backlog_end(m.plus(-1)),
+                backlog_end(m.plus(-12)),
+            ],
             false,
             "down",
             Some("no_data"),
@@ -250,7 +265,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
             m3(&reopen),
             true,
             "down",
-            Some(if history_sources == 0 { "no_history" } else { "no_first_resolved" }),
+            Some(if history_sources == 0 {
+                "no_history"
+            } else {
+                "no_first_resolved"
+            }),
             month_row(rr, &month).and_then(|r| f(r, "first_resolved")),
         ),
         tile(
@@ -276,7 +295,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
             color,
             values: months
                 .iter()
-                .map(|mm| Some(sum(gsv, "tickets", |r| s(r, "month") == mm && s(r, "path") == *p)))
+                .map(|mm| {
+                    Some(sum(gsv, "tickets", |r| {
+                        s(r, "month") == mm && s(r, "path") == *p
+                    }))
+                })
                 .collect(),
         })
         .collect();
@@ -313,7 +336,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
     let in_month = |r: &Value| s(r, "month") == month;
     let mut service_rows = Vec::new();
     for svc in &services {
-        let by = |p: &str| sum(gsv, "tickets", |r| in_month(r) && s(r, "service") == *svc && s(r, "path") == p);
+        let by = |p: &str| {
+            sum(gsv, "tickets", |r| {
+                in_month(r) && s(r, "service") == *svc && s(r, "path") == p
+            })
+        };
         let total: f64 = paths.iter().map(|p| by(p)).sum();
         let mean12 = sum(gsv, "tickets", |r| {
             s(r, "service") == *svc && trailing.iter().any(|mm| *mm == s(r, "month"))
@@ -330,8 +357,9 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
     }
     let by_path = |p: &str| sum(gsv, "tickets", |r| in_month(r) && s(r, "path") == p);
     let gsv_total: f64 = paths.iter().map(|p| by_path(p)).sum();
-    let gsv_mean12 = sum(gsv, "tickets", |r| trailing.iter().any(|mm| *mm == s(r, "month")))
-        / trailing.len() as f64;
+    let gsv_mean12 = sum(gsv, "tickets", |r| {
+        trailing.iter().any(|mm| *mm == s(r, "month"))
+    }) / trailing.len() as f64;
     let gsv_table = table(
         &[
             ("service", "text"),
@@ -399,7 +427,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
             color: *color,
             values: orgs
                 .iter()
-                .map(|o| Some(sum(volume, "tickets", |r| in_month(r) && s(r, "org") == *o && s(r, "desk") == *d)))
+                .map(|o| {
+                    Some(sum(volume, "tickets", |r| {
+                        in_month(r) && s(r, "org") == *o && s(r, "desk") == *d
+                    }))
+                })
                 .collect(),
         })
         .collect();
@@ -416,7 +448,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
             &count_fmt,
         )?,
     );
-    let kinds = [("incident", PALETTE[6]), ("service_request", PALETTE[2]), ("assistance", PALETTE[7])];
+    let kinds = [
+        ("incident", PALETTE[6]),
+        ("service_request", PALETTE[2]),
+        ("assistance", PALETTE[7]),
+    ];
     let kind_series: Vec<Series> = kinds
         .iter()
         .map(|(k, color)| Series {
@@ -424,7 +460,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
             color: *color,
             values: months
                 .iter()
-                .map(|mm| Some(sum(volume, "tickets", |r| s(r, "month") == mm && s(r, "kind") == *k)))
+                .map(|mm| {
+                    Some(sum(volume, "tickets", |r| {
+                        s(r, "month") == mm && s(r, "kind") == *k
+                    }))
+                })
                 .collect(),
         })
         .collect();
@@ -447,12 +487,24 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
         .iter()
         .map(|c| {
             let n = sum(volume, "tickets", |r| in_month(r) && s(r, "channel") == *c);
-            let p = sum(volume, "tickets", |r| s(r, "month") == prev && s(r, "channel") == *c);
-            vec![json!(t.get(&format!("channel.{c}"))), json!(n), opt(ratio(n, month_total)), json!(p)]
+            let p = sum(volume, "tickets", |r| {
+                s(r, "month") == prev && s(r, "channel") == *c
+            });
+            vec![
+                json!(t.get(&format!("channel.{c}"))),
+                json!(n),
+                opt(ratio(n, month_total)),
+                json!(p),
+            ]
         })
         .collect();
     let channel_table = table(
-        &[("channel", "text"), ("tickets", "int"), ("share", "pct"), ("prev_month", "int")],
+        &[
+            ("channel", "text"),
+            ("tickets", "int"),
+            ("share", "pct"),
+            ("prev_month", "int"),
+        ],
         channel_rows,
         Some(vec![
             json!(t.get("col.all")),
@@ -465,10 +517,18 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
         .iter()
         .map(|(k, _)| {
             let n = sum(volume, "tickets", |r| in_month(r) && s(r, "kind") == *k);
-            vec![json!(t.get(&format!("kind.{k}"))), json!(n), opt(ratio(n, month_total))]
+            vec![
+                json!(t.get(&format!("kind.{k}"))),
+                json!(n),
+                opt(ratio(n, month_total)),
+            ]
         })
         .collect();
-    let kind_table = table(&[("kind", "text"), ("tickets", "int"), ("share", "pct")], kind_rows, None);
+    let kind_table = table(
+        &[("kind", "text"), ("tickets", "int"), ("share", "pct")],
+        kind_rows,
+        None,
+    );
 
     // ---- resolution time by priority, against the targets
     let rt = rows(cur, "resolution_time");
@@ -507,7 +567,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
     for (i, (d, _)) in desks.iter().enumerate() {
         for (j, q) in ["median_bh", "p90_bh"].iter().enumerate() {
             rt_series.push(Series {
-                label: format!("{} · {}", t.get(&format!("desk.{d}")), t.get(&format!("col.{q}"))),
+                label: format!(
+                    "{} · {}",
+                    t.get(&format!("desk.{d}")),
+                    t.get(&format!("col.{q}"))
+                ),
                 color: PALETTE[[0, 5, 1, 7][i * 2 + j]],
                 values: priorities
                     .iter()
@@ -523,7 +587,10 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
     charts.insert(
         "resolution".to_string(),
         charts::grouped_bars(
-            &priorities.iter().map(|p| format!("P{p}")).collect::<Vec<_>>(),
+            &priorities
+                .iter()
+                .map(|p| format!("P{p}"))
+                .collect::<Vec<_>>(),
             &rt_series,
             &priorities.iter().map(|p| target(*p)).collect::<Vec<_>>(),
             &t.get("chart.target"),
@@ -536,7 +603,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
         )?,
     );
     let targets_table = table(
-        &[("priority", "text"), ("tto_target", "hours"), ("target_h", "hours")],
+        &[
+            ("priority", "text"),
+            ("tto_target", "hours"),
+            ("target_h", "hours"),
+        ],
         priorities
             .iter()
             .map(|p| vec![json!(format!("P{p}")), opt(tto_target(*p)), opt(target(*p))])
@@ -608,7 +679,10 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
 
     // ---- backlog
     let parse_day = |r: &Value| NaiveDate::parse_from_str(s(r, "day"), "%Y-%m-%d").ok();
-    let month_days: Vec<&Value> = backlog.iter().filter(|r| s(r, "day").starts_with(&month)).collect();
+    let month_days: Vec<&Value> = backlog
+        .iter()
+        .filter(|r| s(r, "day").starts_with(&month))
+        .collect();
     let day_series = |rs: &[&Value]| -> Result<(Vec<NaiveDate>, Vec<Series>)> {
         let days = rs
             .iter()
@@ -672,7 +746,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
                 ]
             })
             .collect(),
-        Some(vec![json!(t.get("col.all")), opt(open_end), opt(open_end.and_then(|o| ratio(o, o)))]),
+        Some(vec![
+            json!(t.get("col.all")),
+            opt(open_end),
+            opt(open_end.and_then(|o| ratio(o, o))),
+        ]),
     );
 
     // ---- quality of service: reopen, first level, requalification, recurring
@@ -703,7 +781,10 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
         Series {
             label: t.get("col.recurring_rate"),
             color: PALETTE[2],
-            values: months.iter().map(|mm| rate_of(ri, mm, "recurring_rate")).collect(),
+            values: months
+                .iter()
+                .map(|mm| rate_of(ri, mm, "recurring_rate"))
+                .collect(),
         },
     ];
     charts.insert(
@@ -741,7 +822,12 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
         None,
     );
     let fl_table = table(
-        &[("desk", "text"), ("resolved", "int"), ("first_level", "int"), ("first_level_rate", "pct")],
+        &[
+            ("desk", "text"),
+            ("resolved", "int"),
+            ("first_level", "int"),
+            ("first_level_rate", "pct"),
+        ],
         fl.iter()
             .filter(|r| in_month(r))
             .map(|r| {
@@ -783,12 +869,18 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
         Series {
             label: t.get("col.answer_rate"),
             color: PALETTE[5],
-            values: months.iter().map(|mm| rate_of(sat, mm, "answer_rate")).collect(),
+            values: months
+                .iter()
+                .map(|mm| rate_of(sat, mm, "answer_rate"))
+                .collect(),
         },
         Series {
             label: t.get("col.satisfied_rate"),
             color: PALETTE[0],
-            values: months.iter().map(|mm| rate_of(sat, mm, "satisfied_rate")).collect(),
+            values: months
+                .iter()
+                .map(|mm| rate_of(sat, mm, "satisfied_rate"))
+                .collect(),
         },
     ];
     charts.insert(
@@ -808,7 +900,14 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
     let sat_row = |mm: &str| {
         let r = month_row(sat, mm);
         let g = |k: &str| opt(r.and_then(|r| f(r, k)));
-        vec![json!(mm), g("closed"), g("answered"), g("answer_rate"), g("satisfied_rate"), g("mean_score")]
+        vec![
+            json!(mm),
+            g("closed"),
+            g("answered"),
+            g("answer_rate"),
+            g("satisfied_rate"),
+            g("mean_score"),
+        ]
     };
     let sat_table = table(
         &[
@@ -838,7 +937,11 @@ pub fn build(inputs: &Inputs, lang: Lang, catalogue: &Value) -> Result<(Value, B
             }
             vec![
                 json!(fr.source),
-                json!(fr.last_run.as_deref().map(|x| x.replace('T', " ").replace('Z', " UTC"))),
+                json!(
+                    fr.last_run
+                        .as_deref()
+                        .map(|x| x.replace('T', " ").replace('Z', " UTC"))
+                ),
                 json!(fr.quarantined),
                 json!(tickets.unwrap_or(0.0)),
                 json!(without.unwrap_or(0.0)),

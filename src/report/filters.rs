@@ -33,12 +33,32 @@ impl Lang {
 const NNBSP: char = '\u{202f}';
 
 const MONTHS_FR: [&str; 12] = [
-    "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-    "octobre", "novembre", "décembre",
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
 ];
 const MONTHS_EN: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const SHORT_FR: [&str; 12] = [
     "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
@@ -219,7 +239,10 @@ fn fmt_filter(state: &State, v: Value, kind: String) -> Result<String, Error> {
         });
     }
     if kind == "month" {
-        return Ok(v.as_str().map(|s| month(lang, s, false)).unwrap_or_default());
+        return Ok(v
+            .as_str()
+            .map(|s| month(lang, s, false))
+            .unwrap_or_default());
     }
     let Some(x) = as_f64(&v) else {
         return Ok(not_available(state));
@@ -266,7 +289,10 @@ mod tests {
 
     #[test]
     fn durations_months_and_changes() {
-        assert_eq!(duration(Lang::Fr, 3.0 + 20.0 / 60.0), "3\u{202f}h\u{202f}20");
+        assert_eq!(
+            duration(Lang::Fr, 3.0 + 20.0 / 60.0),
+            "3\u{202f}h\u{202f}20"
+        );
         assert_eq!(duration(Lang::En, 3.0 + 20.0 / 60.0), "3h 20m");
         assert_eq!(duration(Lang::Fr, 0.75), "45\u{202f}min");
         assert_eq!(duration(Lang::Fr, 126.2), "126\u{202f}h");

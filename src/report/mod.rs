@@ -31,11 +31,26 @@ use crate::lake::Lake;
 /// The templates, by name.
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html.j2", include_str!("../../reports/base.html.j2")),
-    ("report.html.j2", include_str!("../../reports/report.html.j2")),
-    ("partials/tile.html.j2", include_str!("../../reports/partials/tile.html.j2")),
-    ("partials/table.html.j2", include_str!("../../reports/partials/table.html.j2")),
-    ("partials/figure.html.j2", include_str!("../../reports/partials/figure.html.j2")),
-    ("partials/note.html.j2", include_str!("../../reports/partials/note.html.j2")),
+    (
+        "report.html.j2",
+        include_str!("../../reports/report.html.j2"),
+    ),
+    (
+        "partials/tile.html.j2",
+        include_str!("../../reports/partials/tile.html.j2"),
+    ),
+    (
+        "partials/table.html.j2",
+        include_str!("../../reports/partials/table.html.j2"),
+    ),
+    (
+        "partials/figure.html.j2",
+        include_str!("../../reports/partials/figure.html.j2"),
+    ),
+    (
+        "partials/note.html.j2",
+        include_str!("../../reports/partials/note.html.j2"),
+    ),
     ("report.typ.j2", include_str!("../../reports/report.typ.j2")),
 ];
 
@@ -51,8 +66,8 @@ pub fn catalogue(lang: Lang) -> Result<Value> {
         .iter()
         .find(|(code, _)| *code == lang.code())
         .context("no catalogue")?;
-    let table: toml::Table = toml::from_str(text)
-        .with_context(|| format!("reports/i18n/{}.toml", lang.code()))?;
+    let table: toml::Table =
+        toml::from_str(text).with_context(|| format!("reports/i18n/{}.toml", lang.code()))?;
     Ok(serde_json::to_value(table)?)
 }
 
@@ -126,13 +141,22 @@ pub async fn gather<'a>(
         Period::new(month.plus(-data::TREND_BEFORE), month)?,
     )
     .await?;
-    let current = kpi::run(&ctx, days, &names(data::MONTH_KPIS), Period::new(month, month)?).await?;
+    let current = kpi::run(
+        &ctx,
+        days,
+        &names(data::MONTH_KPIS),
+        Period::new(month, month)?,
+    )
+    .await?;
     let mut freshness = Vec::new();
     for source in lake.sources().await? {
         let state = lake.state(&source).await?;
         freshness.push(Freshness {
             quarantined: quarantined(lake, &source).await?,
-            last_run: state.as_ref().map(|s| s.last_run.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            last_run: state.as_ref().map(|s| {
+                s.last_run
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            }),
             watermark: state
                 .as_ref()
                 .and_then(|s| s.watermark)
@@ -157,7 +181,10 @@ async fn quarantined(lake: &Lake, source: &str) -> Result<u64> {
     let mut n = 0;
     for o in objects {
         let bytes = lake.store.get(&o.location).await?.bytes().await?;
-        n += bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+        n += bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as u64;
     }
     Ok(n)
 }
@@ -254,7 +281,10 @@ mod tests {
 
     #[test]
     fn typst_markup_is_escaped() {
-        assert_eq!(typst_escape("#set [x] *b* $1"), "\\#set \\[x\\] \\*b\\* \\$1");
+        assert_eq!(
+            typst_escape("#set [x] *b* $1"),
+            "\\#set \\[x\\] \\*b\\* \\$1"
+        );
         assert_eq!(typst_escape("a\nb"), "a b");
         assert_eq!(typst_escape("Poste de travail"), "Poste de travail");
     }

@@ -298,15 +298,31 @@ fn the_demo_starts_afresh_and_never_empties_a_lake_it_did_not_make() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     let d = demo.to_str().unwrap();
-    let (code, out, err) = run(&["demo", "--lake", d, "--tickets", "3000"]);
+    let reports = dir.path().join("reports");
+    let r = reports.to_str().unwrap();
+    let (code, out, err) = run(&["demo", "--lake", d, "--tickets", "3000", "--out", r]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("KPIs of 2026-08"), "{out}");
+    // it ends with the report of its last month, in both languages and formats
+    for name in [
+        "ticketlake-2026-08.fr.html",
+        "ticketlake-2026-08.fr.pdf",
+        "ticketlake-2026-08.en.html",
+        "ticketlake-2026-08.en.pdf",
+    ] {
+        let path = reports.join(name);
+        assert!(out.contains(path.to_str().unwrap()), "{out}");
+        assert!(std::fs::metadata(&path).unwrap().len() > 10_000, "{name}");
+    }
     assert!(
         out.contains("group_service_volume") && out.contains("backlog"),
         "{out}"
     );
     // a smaller demo afterwards is a lake of its own size, not a mix of both
-    assert_eq!(run(&["demo", "--lake", d, "--tickets", "2000"]).0, 0);
+    assert_eq!(
+        run(&["demo", "--lake", d, "--tickets", "2000", "--out", r]).0,
+        0
+    );
     let (_, n, _) = run(&[
         "sql",
         "--lake",
@@ -326,6 +342,8 @@ fn the_demo_starts_afresh_and_never_empties_a_lake_it_did_not_make() {
         other.to_str().unwrap(),
         "--tickets",
         "100",
+        "--out",
+        r,
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("not made by `ticketlake demo`"), "{err}");

@@ -11,7 +11,7 @@ use super::common::*;
 
 /// The hand-built lake: three sources (a school desk, the group desk, a school desk that
 /// exports no history).
-fn sources() -> Vec<SourceData> {
+pub(crate) fn sources() -> Vec<SourceData> {
     let mut school: Vec<TicketFields<'static>> = Vec::new();
     let mut school_ev = Vec::new();
     let mut group: Vec<TicketFields<'static>> = Vec::new();

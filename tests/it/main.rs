@@ -5,4 +5,5 @@ mod common;
 mod config;
 mod kpi_hand;
 mod lake;
+mod report;
 mod sql;
