@@ -158,6 +158,7 @@ def compute(tickets, events, transfers, start, end):
     out["group_service_volume"] = gsv
     # resolution_time and effort and first_level
     rt = collections.defaultdict(list)
+    sl_r = collections.defaultdict(list)
     fl = collections.defaultdict(list)
     eff = collections.defaultdict(list)
     for t in tickets:
@@ -167,6 +168,7 @@ def compute(tickets, events, transfers, start, end):
             bs = business_seconds(t["org"], t["created_at"], t["resolved_at"]) - pending_seconds(t["org"], h, t["created_at"], t["resolved_at"])
             m = month_of(t["resolved_at"])
             rt[(m, t["desk"], t["priority"])].append((wall, bs / 3600, bs <= SLA[t["priority"]][1]))
+            sl_r[m].append((bs / 3600, bs <= SLA[t["priority"]][1]))
             fl[(m, t["desk"])].append(t["level"] == 1)
             eff[(m, t["desk"], t["service_scope"])].append(t["effort_minutes"])
     out["resolution_time"] = {k: {
@@ -183,13 +185,52 @@ def compute(tickets, events, transfers, start, end):
                          "with_effort": sum(x is not None for x in v)} for k, v in eff.items()}
     # time_to_own
     tto = collections.defaultdict(list)
+    sl_o = collections.defaultdict(list)
     for t in tickets:
         if in_period(t["created_at"]) and t["assigned_at"] is not None:
             h = events.get((t["source"], t["ticket_id"]), [])
             bs = business_seconds(t["org"], t["created_at"], t["assigned_at"]) - pending_seconds(t["org"], h, t["created_at"], t["assigned_at"])
             tto[(month_of(t["created_at"]), t["desk"], t["priority"])].append((bs / 3600, bs <= SLA[t["priority"]][0]))
+            sl_o[month_of(t["created_at"])].append((bs / 3600, bs <= SLA[t["priority"]][0]))
     out["time_to_own"] = {k: {"owned": len(v), "median_bh": percentile_cont([x[0] for x in v], 0.5),
                               "sla_tto_rate": sum(x[1] for x in v) / len(v)} for k, v in tto.items()}
+    out["service_level"] = {
+        m: {"resolved": len(sl_r.get(m, [])),
+            "median_bh": percentile_cont([x[0] for x in sl_r[m]], 0.5) if sl_r.get(m) else None,
+            "p90_bh": percentile_cont([x[0] for x in sl_r[m]], 0.9) if sl_r.get(m) else None,
+            "sla_ttr_rate": sum(x[1] for x in sl_r[m]) / len(sl_r[m]) if sl_r.get(m) else None,
+            "owned": len(sl_o.get(m, [])),
+            "tto_median_bh": percentile_cont([x[0] for x in sl_o[m]], 0.5) if sl_o.get(m) else None,
+            "sla_tto_rate": sum(x[1] for x in sl_o[m]) / len(sl_o[m]) if sl_o.get(m) else None}
+        for m in set(sl_r) | set(sl_o)}
+    # breaches_in_flight: open at the end of the period, by the ticket's own dates
+    bif = collections.defaultdict(lambda: [0, 0, 0, 0])
+    for t in tickets:
+        if t["created_at"] >= end:
+            continue
+        done = t["resolved_at"] or t["closed_at"]
+        if done is None and t["status"] == "canceled":
+            done = t["updated_at"] or t["created_at"]
+        if done is not None and done < end:
+            continue
+        h = events.get((t["source"], t["ticket_id"]), [])
+        h = [e for e in h if e[0] < end]
+        age = business_seconds(t["org"], t["created_at"], end) - pending_seconds(t["org"], h, t["created_at"], end)
+        owned = t["assigned_at"] is not None and t["assigned_at"] < end
+        c = bif[(t["desk"], t["priority"])]
+        c[0] += 1
+        c[1] += not owned
+        c[2] += (not owned) and age > SLA[t["priority"]][0]
+        c[3] += age > SLA[t["priority"]][1]
+    out["breaches_in_flight"] = dict(bif)
+    # history_coverage
+    hc = collections.defaultdict(lambda: [0, 0])
+    for t in tickets:
+        if in_period(t["created_at"]):
+            c = hc[t["source"]]
+            c[0] += 1
+            c[1] += bool(events.get((t["source"], t["ticket_id"])))
+    out["history_coverage"] = dict(hc)
     # reopen_rate
     rr = collections.defaultdict(lambda: [0, 0])
     for key, h in events.items():
@@ -222,17 +263,19 @@ def compute(tickets, events, transfers, start, end):
         if t["kind"] == "incident":
             groups[(t["org"], t["service"], t["category"], t["subcategory"])].append(t["created_at"])
     ri = collections.defaultdict(lambda: [0, 0])
-    for times in groups.values():
+    rp = collections.defaultdict(lambda: [0, 0])
+    for (_, service, category, _), times in groups.items():
         times.sort()
         for i, c in enumerate(times):
             if not in_period(c):
                 continue
             j = bisect.bisect_left(times, c)  # first instant equal to c: strictly earlier ones are before j
             recurring = j > 0 and times[j - 1] >= c - dt.timedelta(days=30)
-            r = ri[month_of(c)]
-            r[0] += 1
-            r[1] += recurring
+            for r in (ri[month_of(c)], rp[(service, category)]):
+                r[0] += 1
+                r[1] += recurring
     out["recurring_incidents"] = dict(ri)
+    out["recurring_pairs"] = dict(rp)
     # backlog: status at the end of each local day, ticket by ticket
     day0 = start.astimezone(PARIS).date()
     day_end = end.astimezone(PARIS).date()
@@ -340,6 +383,25 @@ def main():
     for m, (n, r) in ref["recurring_incidents"].items():
         same(ri.get((m,), {}).get("incidents"), n, f"recurring_incidents {m} incidents", True)
         same(ri.get((m,), {}).get("recurring"), r, f"recurring_incidents {m} recurring", True)
+    sl = rows("service_level", ["month"])
+    same(len(sl), len(ref["service_level"]), "service_level rows", True)
+    for m, v in ref["service_level"].items():
+        for col, x in v.items():
+            same(sl.get((m,), {}).get(col), x, f"service_level {m} {col}", col in ("resolved", "owned"))
+    bif = rows("breaches_in_flight", ["desk", "priority"])
+    same(len(bif), len(ref["breaches_in_flight"]), "breaches_in_flight rows", True)
+    for k, v in ref["breaches_in_flight"].items():
+        for col, x in zip(["open_tickets", "unowned", "past_tto", "past_ttr"], v):
+            same(bif.get(k, {}).get(col), x, f"breaches_in_flight {k} {col}", True)
+    rp = rows("recurring_pairs", ["service", "category"])
+    same(len(rp), len(ref["recurring_pairs"]), "recurring_pairs rows", True)
+    for k, (n, r) in ref["recurring_pairs"].items():
+        same(rp.get(k, {}).get("incidents"), n, f"recurring_pairs {k} incidents", True)
+        same(rp.get(k, {}).get("recurring"), r, f"recurring_pairs {k} recurring", True)
+    hc = rows("history_coverage", ["source"])
+    for k, (n, w) in ref["history_coverage"].items():
+        same(hc.get((k,), {}).get("tickets"), n, f"history_coverage {k} tickets", True)
+        same(hc.get((k,), {}).get("with_history"), w, f"history_coverage {k} with_history", True)
     ef = rows("effort", ["month", "desk", "service_scope"])
     for k, v in ref["effort"].items():
         same(ef.get(k, {}).get("resolved"), v["resolved"], f"effort {k} resolved", True)
