@@ -14,7 +14,7 @@ pub mod pdf;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use minijinja::{AutoEscape, Environment, Value as JValue};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
@@ -125,6 +125,9 @@ pub fn environment() -> Result<Environment<'static>> {
     Ok(env)
 }
 
+/// How many KPI queries a report runs at once.
+const CONCURRENT_KPIS: usize = 4;
+
 /// Reads the KPIs and the sources' freshness for a report on `month`.
 pub async fn gather<'a>(
     lake: &Lake,
@@ -133,21 +136,20 @@ pub async fn gather<'a>(
     month: Month,
 ) -> Result<Inputs<'a>> {
     let ctx = crate::engine::session(lake, config).await?;
-    let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let trend = kpi::run(
-        &ctx,
-        days,
-        &names(data::TREND_KPIS),
-        Period::new(month.plus(-data::TREND_BEFORE), month)?,
-    )
-    .await?;
-    let current = kpi::run(
-        &ctx,
-        days,
-        &names(data::MONTH_KPIS),
-        Period::new(month, month)?,
-    )
-    .await?;
+    let trend_period = Period::new(month.plus(-data::TREND_BEFORE), month)?;
+    let month_period = Period::new(month, month)?;
+    // The KPIs run side by side: each query has serial phases (planning, a final
+    // aggregation or sort) that leave a core idle.
+    let jobs = data::TREND_KPIS
+        .iter()
+        .map(|n| (*n, trend_period))
+        .chain(data::MONTH_KPIS.iter().map(|n| (*n, month_period)));
+    let results: Vec<kpi::KpiResult> = futures::stream::iter(jobs)
+        .map(|(name, period)| kpi::run_one(&ctx, days, name, period))
+        .buffered(CONCURRENT_KPIS)
+        .try_collect()
+        .await?;
+    let (trend, current) = results.split_at(data::TREND_KPIS.len());
     let mut freshness = Vec::new();
     for source in lake.sources().await? {
         let state = lake.state(&source).await?;
@@ -166,8 +168,8 @@ pub async fn gather<'a>(
     }
     Ok(Inputs {
         month,
-        trend: kpi::to_json(&trend)?,
-        current: kpi::to_json(&current)?,
+        trend: kpi::to_json(trend)?,
+        current: kpi::to_json(current)?,
         freshness,
         lake: lake.location.clone(),
         config,
