@@ -145,7 +145,10 @@ fn tile(
 /// A table: columns (catalogue key under `col.`, format kind), rows of cells.
 fn table(columns: &[(&str, &str)], rows: Vec<Vec<Value>>, total: Option<Vec<Value>>) -> Value {
     json!({
-        "columns": columns.iter().map(|(k, f)| json!({"key": k, "fmt": f})).collect::<Vec<_>>(),
+        "columns": columns
+            .iter()
+            .map(|(k, f)| json!({"key": k, "fmt": f, "numeric": !matches!(*f, "text" | "month")}))
+            .collect::<Vec<_>>(),
         "rows": rows,
         "total": total,
     })
