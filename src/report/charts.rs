@@ -66,9 +66,11 @@ fn last_index(n: usize) -> i32 {
     (n as i32 - 1).max(0)
 }
 
-fn y_top(max: f64) -> f64 {
-    // room above the highest value for the legend
-    if max <= 0.0 { 1.0 } else { max * 1.3 }
+/// The top of the y axis: room above the highest value for the legend, one line per
+/// entry (a legend entry is about a tenth of the plot's height).
+fn y_top(max: f64, entries: usize) -> f64 {
+    let max = if max <= 0.0 { 1.0 } else { max };
+    max * (1.12 + 0.11 * entries as f64)
 }
 
 fn text_style() -> TextStyle<'static> {
@@ -105,7 +107,7 @@ pub fn stacked_bars(
     let totals: Vec<f64> = (0..n)
         .map(|i| series.iter().filter_map(|s| s.values[i]).sum())
         .collect();
-    let top = y_top(totals.iter().copied().fold(0.0, f64::max));
+    let top = y_top(totals.iter().copied().fold(0.0, f64::max), series.len());
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -184,7 +186,7 @@ pub fn grouped_bars(
         .chain(targets.iter().flatten())
         .copied()
         .fold(0.0, f64::max);
-    let top = y_top(max);
+    let top = y_top(max, series.len() + 1);
     let k = series.len().max(1) as f64;
     let mut svg = String::new();
     {
@@ -293,7 +295,7 @@ pub fn lines(
         .flat_map(|s| s.values.iter().flatten())
         .copied()
         .fold(0.0, f64::max);
-    let top = y_max.map_or_else(|| y_top(max), |m| m * 1.25);
+    let top = y_top(y_max.unwrap_or(max), series.len());
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -382,7 +384,7 @@ pub fn daily(
         .flat_map(|s| s.values.iter().flatten())
         .copied()
         .fold(0.0, f64::max);
-    let top = y_top(max);
+    let top = y_top(max, series.len());
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();

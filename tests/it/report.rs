@@ -158,8 +158,19 @@ async fn the_headline_figures_are_those_of_the_kpis() {
     // a source without history is named, with what it means
     assert!(html.contains("s-nohistory provides no status history"));
     // one self-contained file: nothing fetched (the SVG namespace is a name, not a fetch)
-    for outside in ["src=", "href=\"http", "@import", "url(", "<link", "<script", "@font-face"] {
-        assert!(!html.contains(outside), "the page refers outside itself: {outside}");
+    for outside in [
+        "src=",
+        "href=\"http",
+        "@import",
+        "url(",
+        "<link",
+        "<script",
+        "@font-face",
+    ] {
+        assert!(
+            !html.contains(outside),
+            "the page refers outside itself: {outside}"
+        );
     }
     // the appendix gives the command that reproduces the tiles
     assert!(html.contains("--from 2025-04 --to 2026-04 --kpi volume --kpi service_level"));
