@@ -4,6 +4,7 @@
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 /// Chart size in SVG pixels; the HTML scales it to the page width, Typst to the column.
@@ -92,8 +93,46 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .map_err(err)
 }
 
-fn blank(root: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<()> {
-    root.fill(&WHITE).map_err(err)
+/// The chart frame shared by every chart: white, margins, room for the axes' labels.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+) -> Result<ChartBuilder<'a, 'b, SVGBackend<'b>>> {
+    root.fill(&WHITE).map_err(err)?;
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(64);
+    Ok(builder)
+}
+
+/// The axes, their labels and descriptions, and light horizontal grid lines.
+fn mesh<X, Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
+    labels: &Labels,
+    x_labels: usize,
+    x_ticks: u32,
+    x_fmt: &dyn Fn(&X::ValueType) -> String,
+    y_fmt: &dyn Fn(&Y::ValueType) -> String,
+) -> Result<()>
+where
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+{
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(x_labels)
+        .set_tick_mark_size(LabelAreaPosition::Bottom, x_ticks)
+        .x_label_formatter(x_fmt)
+        .y_label_formatter(y_fmt)
+        .x_desc(labels.x_desc.as_str())
+        .y_desc(labels.y_desc.as_str())
+        .label_style(text_style())
+        .axis_desc_style(text_style())
+        .light_line_style(RGBColor(0xee, 0xee, 0xee))
+        .draw()
+        .map_err(err)
 }
 
 /// Bars stacked per category (months, orgs…), one layer per series.
@@ -111,11 +150,7 @@ pub fn stacked_bars(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        blank(&root)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
+        let mut chart = frame(&root)?
             .build_cartesian_2d((0..last_index(n)).into_segmented(), 0.0..top)
             .map_err(err)?;
         let x_fmt = |x: &SegmentValue<i32>| match x {
@@ -123,19 +158,7 @@ pub fn stacked_bars(
             _ => String::new(),
         };
         let y_label = |y: &f64| y_fmt(*y);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&y_label)
-            .x_desc(labels.x_desc.as_str())
-            .y_desc(labels.y_desc.as_str())
-            .label_style(text_style())
-            .axis_desc_style(text_style())
-            .light_line_style(RGBColor(0xee, 0xee, 0xee))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart, labels, n, 5, &x_fmt, &y_label)?;
         let mut base = vec![0.0; n];
         for s in series {
             let color = s.color;
@@ -191,11 +214,7 @@ pub fn grouped_bars(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        blank(&root)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
+        let mut chart = frame(&root)?
             .build_cartesian_2d(0.0..n as f64, 0.0..top)
             .map_err(err)?;
         let x_fmt = |x: &f64| {
@@ -207,19 +226,7 @@ pub fn grouped_bars(
             }
         };
         let y_label = |y: &f64| y_fmt(*y);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(2 * n + 1)
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&y_label)
-            .x_desc(labels.x_desc.as_str())
-            .y_desc(labels.y_desc.as_str())
-            .label_style(text_style())
-            .axis_desc_style(text_style())
-            .light_line_style(RGBColor(0xee, 0xee, 0xee))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart, labels, 2 * n + 1, 5, &x_fmt, &y_label)?;
         for (j, s) in series.iter().enumerate() {
             let color = s.color;
             let bars: Vec<Rectangle<(f64, f64)>> = (0..n)
@@ -299,11 +306,7 @@ pub fn lines(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        blank(&root)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
+        let mut chart = frame(&root)?
             .build_cartesian_2d((0..last_index(n)).into_segmented(), 0.0..top)
             .map_err(err)?;
         let x_fmt = |x: &SegmentValue<i32>| match x {
@@ -317,19 +320,7 @@ pub fn lines(
                 y_fmt(*y)
             }
         };
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&y_label)
-            .x_desc(labels.x_desc.as_str())
-            .y_desc(labels.y_desc.as_str())
-            .label_style(text_style())
-            .axis_desc_style(text_style())
-            .light_line_style(RGBColor(0xee, 0xee, 0xee))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart, labels, n, 5, &x_fmt, &y_label)?;
         for (j, s) in series.iter().enumerate() {
             let color = s.color;
             let points: Vec<(SegmentValue<i32>, f64)> = (0..n)
@@ -388,11 +379,7 @@ pub fn daily(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        blank(&root)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
+        let mut chart = frame(&root)?
             .build_cartesian_2d(0..n.max(1) as i32, 0.0..top)
             .map_err(err)?;
         // Short spans label every few days, long ones every month.
@@ -402,20 +389,14 @@ pub fn daily(
             _ => String::new(),
         };
         let y_label = |y: &f64| y_fmt(*y);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(if n <= 31 { n / 2 + 1 } else { n })
-            .set_tick_mark_size(LabelAreaPosition::Bottom, if n <= 31 { 5 } else { 0 })
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&y_label)
-            .x_desc(labels.x_desc.as_str())
-            .y_desc(labels.y_desc.as_str())
-            .label_style(text_style())
-            .axis_desc_style(text_style())
-            .light_line_style(RGBColor(0xee, 0xee, 0xee))
-            .draw()
-            .map_err(err)?;
+        mesh(
+            &mut chart,
+            labels,
+            if n <= 31 { n / 2 + 1 } else { n },
+            if n <= 31 { 5 } else { 0 },
+            &x_fmt,
+            &y_label,
+        )?;
         for s in series {
             let color = s.color;
             let points: Vec<(i32, f64)> = (0..n)

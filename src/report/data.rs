@@ -106,6 +106,17 @@ impl Words<'_> {
     }
 }
 
+impl Words<'_> {
+    /// A chart's title and axis descriptions: `chart.<name>`, `axis.<x>`, `axis.<y>`.
+    fn chart(&self, name: &str, x: &str, y: &str) -> Labels {
+        Labels {
+            title: self.get(&format!("chart.{name}")),
+            x_desc: self.get(&format!("axis.{x}")),
+            y_desc: self.get(&format!("axis.{y}")),
+        }
+    }
+}
+
 /// A headline figure with its changes.
 fn tile(
     key: &str,
@@ -311,11 +322,7 @@ pub fn build(
         charts::stacked_bars(
             &short,
             &series,
-            &Labels {
-                title: t.get("chart.gsv_paths"),
-                x_desc: t.get("axis.month"),
-                y_desc: t.get("axis.tickets"),
-            },
+            &t.chart("gsv_paths", "month", "tickets"),
             &count_fmt,
         )?,
     );
@@ -443,11 +450,7 @@ pub fn build(
         charts::stacked_bars(
             &orgs.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
             &desk_series,
-            &Labels {
-                title: t.get("chart.volume_orgs"),
-                x_desc: t.get("axis.org"),
-                y_desc: t.get("axis.tickets"),
-            },
+            &t.chart("volume_orgs", "org", "tickets"),
             &count_fmt,
         )?,
     );
@@ -476,11 +479,7 @@ pub fn build(
         charts::stacked_bars(
             &short,
             &kind_series,
-            &Labels {
-                title: t.get("chart.volume_kinds"),
-                x_desc: t.get("axis.month"),
-                y_desc: t.get("axis.tickets"),
-            },
+            &t.chart("volume_kinds", "month", "tickets"),
             &count_fmt,
         )?,
     );
@@ -597,11 +596,7 @@ pub fn build(
             &rt_series,
             &priorities.iter().map(|p| target(*p)).collect::<Vec<_>>(),
             &t.get("chart.target"),
-            &Labels {
-                title: t.get("chart.resolution"),
-                x_desc: t.get("axis.priority"),
-                y_desc: t.get("axis.business_hours"),
-            },
+            &t.chart("resolution", "priority", "business_hours"),
             &hours_fmt,
         )?,
     );
@@ -637,11 +632,7 @@ pub fn build(
             &short,
             &sla_series,
             Some(1.0),
-            &Labels {
-                title: t.get("chart.sla"),
-                x_desc: t.get("axis.month"),
-                y_desc: t.get("axis.share"),
-            },
+            &t.chart("sla", "month", "share"),
             &rate_fmt,
         )?,
     );
@@ -708,11 +699,7 @@ pub fn build(
             &days,
             &series,
             &month_label,
-            &Labels {
-                title: t.get("chart.backlog_month"),
-                x_desc: t.get("axis.day"),
-                y_desc: t.get("axis.open_tickets"),
-            },
+            &t.chart("backlog_month", "day", "open_tickets"),
             &count_fmt,
         )?,
     );
@@ -724,11 +711,7 @@ pub fn build(
             &days,
             &series,
             &month_label,
-            &Labels {
-                title: t.get("chart.backlog_year"),
-                x_desc: t.get("axis.month"),
-                y_desc: t.get("axis.open_tickets"),
-            },
+            &t.chart("backlog_year", "month", "open_tickets"),
             &count_fmt,
         )?,
     );
@@ -796,11 +779,7 @@ pub fn build(
             &short,
             &quality_series,
             Some(1.0),
-            &Labels {
-                title: t.get("chart.quality"),
-                x_desc: t.get("axis.month"),
-                y_desc: t.get("axis.share"),
-            },
+            &t.chart("quality", "month", "share"),
             &rate_fmt,
         )?,
     );
@@ -892,11 +871,7 @@ pub fn build(
             &short,
             &sat_series,
             Some(1.0),
-            &Labels {
-                title: t.get("chart.satisfaction"),
-                x_desc: t.get("axis.month"),
-                y_desc: t.get("axis.share"),
-            },
+            &t.chart("satisfaction", "month", "share"),
             &rate_fmt,
         )?,
     );
