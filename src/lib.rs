@@ -9,12 +9,14 @@
 //! - [`lake`], the only writer of the Parquet lake;
 //! - [`engine`], the DataFusion session, business-time UDFs;
 //! - [`queries`] and [`kpi`], the KPI SQL and its registry;
+//! - [`decision`], the three desk organisations compared (pure functions);
 //! - [`output`], tables, CSV, JSON and Parquet for results;
 //! - [`report`], the monthly report: templates, charts, HTML and PDF;
 //! - [`cli`], the `ticketlake` command.
 
 pub mod cli;
 pub mod config;
+pub mod decision;
 pub mod engine;
 pub mod kpi;
 pub mod lake;
