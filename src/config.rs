@@ -38,6 +38,182 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     /// SLA targets per priority (business time).
     pub sla: Vec<SlaTarget>,
+    /// The decision model: its window, assumptions and the fallbacks of measured inputs.
+    #[serde(default)]
+    pub decision: DecisionConfig,
+}
+
+/// `[decision]`: the assumptions of the desk-organisation model (DESIGN.md's defaults),
+/// and the values used when the lake cannot measure an input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionConfig {
+    /// Complete months measured, ending with the last complete one.
+    pub window_months: u32,
+    /// Minutes to qualify and forward a ticket (the time to own one).
+    pub triage_min: f64,
+    /// Share of school-service tickets that need someone on site.
+    pub onsite_share: f64,
+    /// People each school keeps on site during opening hours under `central`.
+    pub onsite_presence: f64,
+    /// Extra effort of a central desk on school-service tickets (no local knowledge).
+    pub central_aht_factor: f64,
+    /// One-off cost of setting each option up, FTE·months.
+    pub setup_fte_months: SetupFteMonths,
+    /// Months over which the set-up cost is spread.
+    pub horizon_months: f64,
+    /// Productive hours of one FTE a month (1607 h a year × 0.8 ÷ 12).
+    pub fte_hours_per_month: f64,
+    /// Share of an agent's time spent on tickets.
+    pub occupancy: f64,
+    /// Time-to-own target of a user-facing desk, minutes.
+    pub tto_target_min: f64,
+    /// Share of tickets to own within that target.
+    pub service_level: f64,
+    /// Opening hours a month; absent: the default calendar's mean over the window.
+    pub business_hours_per_month: Option<f64>,
+    /// Values of the measured inputs when the lake cannot give them.
+    pub fallback: DecisionFallback,
+}
+
+/// Set-up effort per option, FTE·months.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupFteMonths {
+    pub direct: f64,
+    pub n_plus_1: f64,
+    pub central: f64,
+}
+
+/// Fallbacks of the measured inputs of the decision model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionFallback {
+    /// Share of group-service tickets at school desks kept there (not forwarded).
+    pub r: f64,
+    /// Mean effort minutes of a group-service ticket.
+    pub aht_g: f64,
+    /// Mean effort minutes of a school-service ticket.
+    pub aht_s: f64,
+    /// Median business hours from a school ticket to the group ticket forwarded from it.
+    pub hop_bh: f64,
+    /// Share of tickets transferred between desks.
+    pub m: f64,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        DecisionConfig {
+            window_months: 12,
+            triage_min: 10.0,
+            onsite_share: 0.3,
+            onsite_presence: 1.0,
+            central_aht_factor: 1.25,
+            setup_fte_months: SetupFteMonths {
+                direct: 6.0,
+                n_plus_1: 3.0,
+                central: 36.0,
+            },
+            horizon_months: 36.0,
+            fte_hours_per_month: 1607.0 * 0.8 / 12.0,
+            occupancy: 0.8,
+            tto_target_min: 60.0,
+            service_level: 0.8,
+            business_hours_per_month: None,
+            fallback: DecisionFallback::default(),
+        }
+    }
+}
+
+impl Default for DecisionFallback {
+    fn default() -> Self {
+        DecisionFallback {
+            r: 0.6,
+            aht_g: 30.0,
+            aht_s: 25.0,
+            hop_bh: 4.0,
+            m: 0.05,
+        }
+    }
+}
+
+impl DecisionConfig {
+    /// Applies `key=value` overrides (`occupancy=0.85`, `setup_fte_months.central=24`,
+    /// `fallback.r=0.5`); an unknown key or a bad value is an error naming it.
+    pub fn with_overrides(&self, sets: &[String]) -> Result<DecisionConfig> {
+        let mut value = toml::Value::try_from(self)?;
+        for set in sets {
+            let (key, raw) = set
+                .split_once('=')
+                .with_context(|| format!("--set '{set}': expected KEY=VALUE"))?;
+            let parsed: toml::Value = raw
+                .trim()
+                .parse::<f64>()
+                .map(toml::Value::Float)
+                .with_context(|| format!("--set '{set}': '{raw}' is not a number"))?;
+            let mut slot = &mut value;
+            let parts: Vec<&str> = key.trim().split('.').collect();
+            for (i, part) in parts.iter().enumerate() {
+                let table = slot.as_table_mut().with_context(|| {
+                    format!("--set '{set}': '{key}' is not a setting of [decision]")
+                })?;
+                if i + 1 == parts.len() {
+                    anyhow::ensure!(
+                        table.contains_key(*part) || *part == "business_hours_per_month",
+                        "--set '{set}': '{key}' is not a setting of [decision]"
+                    );
+                    let parsed = if *part == "window_months" {
+                        toml::Value::Integer(parsed.as_float().unwrap_or_default() as i64)
+                    } else {
+                        parsed.clone()
+                    };
+                    table.insert(part.to_string(), parsed);
+                    break;
+                }
+                slot = table.get_mut(*part).with_context(|| {
+                    format!("--set '{set}': '{key}' is not a setting of [decision]")
+                })?;
+            }
+        }
+        let out: DecisionConfig = value
+            .try_into()
+            .with_context(|| format!("applying --set {}", sets.join(" ")))?;
+        out.validate()?;
+        Ok(out)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let share = |name: &str, v: f64| {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&v),
+                "[decision] {name} = {v} is not a share between 0 and 1"
+            );
+            Ok(())
+        };
+        share("onsite_share", self.onsite_share)?;
+        share("occupancy", self.occupancy)?;
+        share("service_level", self.service_level)?;
+        share("fallback.r", self.fallback.r)?;
+        share("fallback.m", self.fallback.m)?;
+        anyhow::ensure!(self.occupancy > 0.0, "[decision] occupancy must be above 0");
+        anyhow::ensure!(
+            self.service_level < 1.0,
+            "[decision] service_level must be below 1 (no finite staffing reaches 100 %)"
+        );
+        anyhow::ensure!(
+            self.window_months >= 1,
+            "[decision] window_months must be at least 1"
+        );
+        for (name, v) in [
+            ("triage_min", self.triage_min),
+            ("horizon_months", self.horizon_months),
+            ("fte_hours_per_month", self.fte_hours_per_month),
+            ("tto_target_min", self.tto_target_min),
+        ] {
+            anyhow::ensure!(v > 0.0, "[decision] {name} = {v} must be above 0");
+        }
+        Ok(())
+    }
 }
 
 fn default_timezone() -> String {
@@ -157,6 +333,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.decision.validate()?;
         self.tz()?;
         for (name, cal) in &self.calendars {
             cal.spec().with_context(|| format!("calendar '{name}'"))?;

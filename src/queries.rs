@@ -71,6 +71,29 @@ const KPIS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The decision model's measured inputs (`queries/decision/`).
+const DECISION: &[(&str, &str)] = &[
+    ("volumes", include_str!("../queries/decision/volumes.sql")),
+    ("r", include_str!("../queries/decision/r.sql")),
+    ("aht", include_str!("../queries/decision/aht.sql")),
+    ("hop_bh", include_str!("../queries/decision/hop_bh.sql")),
+    ("m", include_str!("../queries/decision/m.sql")),
+];
+
+/// The names of the decision inputs' queries.
+pub fn decision_names() -> Vec<&'static str> {
+    DECISION.iter().map(|(n, _)| *n).collect()
+}
+
+/// The SQL of one decision input.
+pub fn decision(name: &str) -> Result<String> {
+    let (n, s) = DECISION
+        .iter()
+        .find(|(n, _)| *n == name)
+        .with_context(|| format!("unknown decision input '{name}'"))?;
+    load("decision", n, s)
+}
+
 fn load(folder: &str, name: &str, embedded: &str) -> Result<String> {
     let text = match std::env::var_os("TICKETLAKE_QUERIES") {
         Some(dir) => {

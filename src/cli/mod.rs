@@ -1,6 +1,7 @@
 //! The `ticketlake` command: argument parsing, dispatch to one file per subcommand, and
 //! the mapping of errors to exit codes (0 success, 1 a check failed, 2 an error).
 
+mod decide;
 mod demo;
 mod fixtures;
 mod init;
@@ -30,6 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Demo(demo::DemoArgs),
+    Decide(decide::DecideArgs),
     Fixtures(fixtures::FixturesArgs),
     Kpi(kpi::KpiArgs),
     Report(report::ReportArgs),
@@ -88,6 +90,7 @@ pub fn main() -> ExitCode {
         rt.block_on(async {
             match cli.command {
                 Command::Demo(a) => demo::run(a).await,
+                Command::Decide(a) => decide::run(a).await,
                 Command::Fixtures(a) => fixtures::run(a).await,
                 Command::Kpi(a) => kpi::run(a).await,
                 Command::Report(a) => report::run(a).await,

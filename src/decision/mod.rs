@@ -30,6 +30,8 @@
 
 use serde::Serialize;
 
+pub mod inputs;
+
 /// The assumptions of the model (config `[decision]`, DESIGN.md's defaults).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Assumptions {

@@ -55,11 +55,21 @@ pub async fn run_one(
     name: &str,
     period: Period,
 ) -> Result<KpiResult> {
-    let sql = queries::kpi(name)?;
+    run_sql(ctx, days, name, &queries::kpi(name)?, period).await
+}
+
+/// Runs one parameterised query (`$start`, `$end`) of `queries/` over a period.
+pub async fn run_sql(
+    ctx: &SessionContext,
+    days: &LocalDays,
+    name: &str,
+    sql: &str,
+    period: Period,
+) -> Result<KpiResult> {
     let (start, end) = period.bounds(days);
     let params = ParamValues::from(vec![("start", ts(start)), ("end", ts(end))]);
     let df = ctx
-        .sql_with_options(&sql, engine::read_only())
+        .sql_with_options(sql, engine::read_only())
         .await
         .and_then(|df| df.with_param_values(params))
         .with_context(|| format!("planning KPI {name}"))?;
@@ -92,6 +102,20 @@ pub async fn run(
         }
     }
     Ok(out)
+}
+
+/// The rows of every decision input (`queries/decision/`) over a period, as
+/// `{"input name": [rows…], …}`.
+pub async fn decision_inputs(
+    ctx: &SessionContext,
+    days: &LocalDays,
+    period: Period,
+) -> Result<serde_json::Value> {
+    let mut results = Vec::new();
+    for name in queries::decision_names() {
+        results.push(run_sql(ctx, days, name, &queries::decision(name)?, period).await?);
+    }
+    to_json(&results)
 }
 
 /// `{"kpi name": [rows…], …}`.

@@ -1,0 +1,26 @@
+-- Decision input r: of the group-service requests that reached a school desk first, the
+-- share kept there (never forwarded to the group desk): kept ÷ (kept + forwarded), with
+-- the paths of group_service_volume. Null when no such request exists.
+-- Grain: one row. Parameters: $start, $end (the window).
+-- Output: kept, forwarded (counts), r.
+with forwarded_from as (
+    select distinct g.origin
+    from tickets g
+    where g.desk = 'group' and g.origin is not null
+),
+paths as (
+    select
+        case
+            when t.desk = 'school' and f.origin is null then 'kept'
+            when t.desk = 'group' and t.origin is not null then 'forwarded'
+        end as path
+    from tickets t
+    left join forwarded_from f on f.origin = t.source || ':' || t.ticket_id
+    where t.created_at >= $start and t.created_at < $end and t.service_scope = 'group'
+)
+select
+    sum(case when path = 'kept' then 1 else 0 end) as kept,
+    sum(case when path = 'forwarded' then 1 else 0 end) as forwarded,
+    sum(case when path = 'kept' then 1 else 0 end) * 1.0
+        / nullif(sum(case when path in ('kept', 'forwarded') then 1 else 0 end), 0) as r
+from paths

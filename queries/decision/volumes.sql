@@ -1,0 +1,26 @@
+-- Decision input G_i and S_i: tickets created in the window by the requester's org, on
+-- group services (G) and on school services (S). A school ticket forwarded to the group
+-- desk is counted once, as its group ticket (the paths of group_service_volume), so G
+-- counts user requests, whatever desk took them.
+-- Grain: one row per org. Parameters: $start, $end (the window).
+-- Output: org, group_tickets, school_tickets (counts over the whole window; the model
+-- divides by the window's months).
+with forwarded_from as (
+    select distinct g.origin
+    from tickets g
+    where g.desk = 'group' and g.origin is not null
+),
+created as (
+    select t.org, t.service_scope
+    from tickets t
+    left join forwarded_from f on f.origin = t.source || ':' || t.ticket_id
+    where t.created_at >= $start and t.created_at < $end
+        and (t.desk = 'group' or t.service_scope <> 'group' or f.origin is null)
+)
+select
+    org,
+    sum(case when service_scope = 'group' then 1 else 0 end) as group_tickets,
+    sum(case when service_scope = 'school' then 1 else 0 end) as school_tickets
+from created
+group by org
+order by org
