@@ -20,6 +20,7 @@ use crate::sources::fixtures::{FixtureOptions, write_lake};
 ///   ticketlake fixtures --lake ./lake
 ///   ticketlake fixtures --tickets 1000000 --seed 7 --lake ./big-lake
 ///   ticketlake fixtures --start 2025-09 --months 12 --lake ./one-year
+///   ticketlake fixtures --group-volume high --lake ./busy-group-services
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct FixturesArgs {
@@ -37,6 +38,11 @@ pub struct FixturesArgs {
     /// Number of months.
     #[arg(long, default_value_t = 24)]
     pub months: u32,
+    /// Group-service volume: low, medium or high. Low and high keep the school-service
+    /// tickets of medium and have a quarter or four times its group-service tickets (so
+    /// --tickets counts the medium situation), to see the desk decision move.
+    #[arg(long, default_value = "medium", value_parser = ["low", "medium", "high"])]
+    pub group_volume: String,
     /// Print nothing on success.
     #[arg(long, short)]
     pub quiet: bool,
@@ -49,7 +55,9 @@ impl FixturesArgs {
             seed: self.seed,
             start: self.start,
             months: self.months,
+            ..FixtureOptions::default()
         }
+        .with_group_volume(&self.group_volume)
     }
 }
 

@@ -137,6 +137,7 @@ impl Measured {
 #[serde(rename_all = "snake_case")]
 pub enum Choice {
     Direct,
+    #[serde(rename = "n_plus_1")]
     NPlus1,
     Central,
 }

@@ -19,6 +19,7 @@ fn small_fixtures(seed: u64) -> FixtureOptions {
         seed,
         start: Month::parse("2025-09").unwrap(),
         months: 4,
+        ..FixtureOptions::default()
     }
 }
 

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod config;
+mod decide;
 mod kpi_hand;
 mod lake;
 mod report;
