@@ -2,6 +2,8 @@
 //! `$end` bound by DataFusion, and renders the results (table, CSV, JSON). No SQL text
 //! is assembled here.
 
+pub mod decision;
+
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
