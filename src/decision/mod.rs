@@ -392,6 +392,25 @@ pub fn crossovers(m: &Measured, a: &Assumptions, from: f64, to: f64) -> Vec<Cros
     out
 }
 
+/// Total FTE of (direct, n_plus_1, central) with every volume multiplied by each k of
+/// `from`, `from + step`, … up to `to`: the curves of the report's decision chart.
+pub fn totals_over(
+    m: &Measured,
+    a: &Assumptions,
+    from: f64,
+    to: f64,
+    step: f64,
+) -> Vec<(f64, [f64; 3])> {
+    let n = ((to - from) / step).round() as usize;
+    (0..=n)
+        .map(|i| {
+            let k = from + step * i as f64;
+            let all = evaluate_all(&m.scaled(k), a);
+            (k, [all[0].fte_total, all[1].fte_total, all[2].fte_total])
+        })
+        .collect()
+}
+
 /// The multipliers of the sensitivity table.
 pub const SENSITIVITY_K: [f64; 7] = [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0];
 

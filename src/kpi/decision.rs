@@ -70,4 +70,3 @@ async fn last_complete_month(
     let now = Month::parse(&days.month_of(chrono::Utc::now().timestamp_micros()))?;
     Ok(if newest >= now { now.plus(-1) } else { newest })
 }
-

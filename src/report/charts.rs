@@ -415,3 +415,77 @@ pub fn daily(
     }
     Ok(finish(svg, labels))
 }
+
+/// Curves over a numeric x axis (the decision's volume multiplier), with dashed vertical
+/// marks (the crossovers) and a distinct marker shape per series every few points.
+pub fn curves(
+    xs: &[f64],
+    series: &[Series],
+    marks: &[f64],
+    labels: &Labels,
+    x_fmt: YFormat,
+    y_fmt: YFormat,
+) -> Result<String> {
+    let max = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .copied()
+        .fold(0.0, f64::max);
+    let top = y_top(max, series.len() + 1);
+    let (x0, x1) = (
+        xs.first().copied().unwrap_or(0.0),
+        xs.last().copied().unwrap_or(1.0),
+    );
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let mut chart = frame(&root)?
+            .build_cartesian_2d(x0..x1, 0.0..top)
+            .map_err(err)?;
+        let x_label = |x: &f64| x_fmt(*x);
+        let y_label = |y: &f64| y_fmt(*y);
+        mesh(&mut chart, labels, 10, 5, &x_label, &y_label)?;
+        for (j, s) in series.iter().enumerate() {
+            let color = s.color;
+            let points: Vec<(f64, f64)> = xs
+                .iter()
+                .zip(&s.values)
+                .filter_map(|(x, v)| Some((*x, (*v)?)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(err)?;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .step_by(5)
+                        .map(|p| EmptyElement::at(*p) + marker(j, (0, 0), color)),
+                )
+                .map_err(err)?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| EmptyElement::at((x + 6, y)) + marker(j, (0, 0), color));
+        }
+        let dark = RGBColor(0x55, 0x55, 0x55);
+        for k in marks {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(*k, 0.0), (*k, top)],
+                    6,
+                    4,
+                    dark.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        // today's volumes
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(1.0, 0.0), (1.0, top)],
+                RGBColor(0x11, 0x11, 0x11).stroke_width(2),
+            )))
+            .map_err(err)?;
+        legend(&mut chart)?;
+        root.present().map_err(err)?;
+    }
+    Ok(finish(svg, labels))
+}

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use super::charts::{self, Labels, PALETTE, Series};
 use super::filters::{self, Lang};
 use crate::config::Config;
+use crate::decision::inputs::Decision;
+use crate::decision::{Choice, totals_over};
 use crate::engine::localtime::Month;
 
 /// The KPIs the report reads over the whole trend (the month, the 11 before, and the
@@ -60,6 +62,8 @@ pub struct Inputs<'a> {
     pub freshness: Vec<Freshness>,
     pub lake: String,
     pub config: &'a Config,
+    /// `decide` over the `window_months` ending with the month.
+    pub decision: Decision,
 }
 
 fn rows<'v>(kpis: &'v Value, name: &str) -> &'v [Value] {
@@ -963,7 +967,112 @@ pub fn build(
         json!({"key": "sql", "command": format!("ticketlake sql --lake {lake} \"select source, count(*) as tickets from tickets where local_month(created_at) = '{m}' group by source order by source\"")}),
     ];
 
+    // ---- the decision
+    let d = &inputs.decision;
+    let model = d.measured.model();
+    let option_names: Vec<String> = Choice::ALL
+        .iter()
+        .map(|c| t.get(&format!("option.{}", c.name())))
+        .collect();
+    let curve = totals_over(&model, &d.assumptions, 0.25, 4.0, 0.05);
+    let curve_series: Vec<Series> = (0..3)
+        .map(|i| Series {
+            label: option_names[i].clone(),
+            color: [PALETTE[1], PALETTE[0], PALETTE[2]][i],
+            values: curve.iter().map(|(_, v)| Some(v[i])).collect(),
+        })
+        .collect();
+    let marks: Vec<f64> = d.crossovers.iter().map(|c| c.k).collect();
+    let k_fmt = move |k: f64| {
+        format!(
+            "×{}",
+            filters::number(lang, k, if k.fract() == 0.0 { 0 } else { 2 })
+        )
+    };
+    charts.insert(
+        "decision".to_string(),
+        charts::curves(
+            &curve.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            &curve_series,
+            &marks,
+            &t.chart("decision", "multiplier", "fte"),
+            &k_fmt,
+            &move |v: f64| filters::number(lang, v, 0),
+        )?,
+    );
+    let mut ranked: Vec<&crate::decision::Outcome> = d.options.iter().collect();
+    ranked.sort_by(|a, b| a.fte_total.total_cmp(&b.fte_total));
+    let best = ranked[0].option;
+    // the next change of the cheapest option above today's volumes, the last one below
+    let next = d
+        .crossovers
+        .iter()
+        .find(|c| c.k > 1.0 && c.ranking_above[0] != best);
+    let since = d
+        .crossovers
+        .iter()
+        .rev()
+        .find(|c| c.k <= 1.0 && c.ranking_below[0] != best);
+    let measured_rows: Vec<Vec<Value>> = [
+        ("r", d.measured.r, "pct"),
+        ("aht_g", d.measured.aht_g, "num1"),
+        ("aht_s", d.measured.aht_s, "num1"),
+        ("hop_bh", d.measured.hop_bh, "hours"),
+        ("m", d.measured.m, "pct"),
+    ]
+    .iter()
+    .map(|(k, p, f)| {
+        vec![
+            json!(t.get(&format!("input.{k}"))),
+            json!(p.value),
+            json!(f),
+            json!(t.get(&format!("provenance.{}", p.source))),
+        ]
+    })
+    .collect();
+    let outcome_rows: Vec<Vec<Value>> = [
+        ("group_tickets_per_month", "num1"),
+        ("fte_group_workload", "num2"),
+        ("fte_group_queue", "num2"),
+        ("fte_group", "num2"),
+        ("fte_schools", "num2"),
+        ("fte_setup", "num2"),
+        ("fte_total", "num2"),
+        ("tto_service_level", "pct"),
+        ("added_delay_bh", "hours"),
+    ]
+    .iter()
+    .map(|(k, f)| {
+        let mut row = vec![json!(t.get(&format!("outcome.{k}"))), json!(f)];
+        for o in &d.options {
+            row.push(
+                serde_json::to_value(o)
+                    .ok()
+                    .and_then(|v| v.get(*k).cloned())
+                    .unwrap_or(Value::Null),
+            );
+        }
+        row
+    })
+    .collect();
+    let decision = json!({
+        "window": d.window,
+        "g": model.g(),
+        "s": model.s(),
+        "best": best.name(),
+        "ranked": ranked.iter().map(|o| json!({"option": o.option.name(), "fte_total": o.fte_total})).collect::<Vec<_>>(),
+        "next": next.map(|c| json!({"option": c.ranking_above[0].name(), "k": c.k, "group_volume": c.group_volume})),
+        "since": since.map(|c| json!({"option": c.ranking_below[0].name(), "k": c.k, "group_volume": c.group_volume})),
+        "measured": measured_rows,
+        "options": Choice::ALL.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        "outcomes": outcome_rows,
+        "crossovers": d.crossovers.iter().map(|c| json!({"k": c.k, "group_volume": c.group_volume, "below": c.ranking_below[0].name(), "above": c.ranking_above[0].name()})).collect::<Vec<_>>(),
+        "assumptions": d.assumptions,
+        "command": format!("ticketlake decide --lake {} --from {} --to {} --format json", inputs.lake, d.window.from, d.window.to),
+    });
+
     let ctx = json!({
+        "decision": decision,
         "lang": lang.code(),
         "t": catalogue,
         "month": month,

@@ -227,7 +227,7 @@ fn change_filter(state: &State, v: Value, kind: Option<String>) -> String {
     }
 }
 
-/// `{{ cell|fmt(kind) }}`: a table cell by its column's kind: `int`, `num1`, `pct`,
+/// `{{ cell|fmt(kind) }}`: a table cell by its column's kind: `int`, `num1`, `num2`, `pct`,
 /// `hours`, `score`, `month`, `text`.
 fn fmt_filter(state: &State, v: Value, kind: String) -> Result<String, Error> {
     let lang = lang_of(state);
@@ -250,6 +250,7 @@ fn fmt_filter(state: &State, v: Value, kind: String) -> Result<String, Error> {
     Ok(match kind.as_str() {
         "int" => number(lang, x, 0),
         "num1" | "score" => number(lang, x, 1),
+        "num2" => number(lang, x, 2),
         "pct" => percent(lang, x, 1),
         "hours" => duration(lang, x),
         other => {
@@ -261,6 +262,17 @@ fn fmt_filter(state: &State, v: Value, kind: String) -> Result<String, Error> {
     })
 }
 
+/// `{{ t.sentence|fill(n=3, who="x") }}`: a catalogue sentence with its `{name}` holes
+/// filled by already formatted values.
+fn fill_filter(text: String, kwargs: Kwargs) -> Result<String, Error> {
+    let mut out = text;
+    for key in kwargs.args() {
+        let v: Value = kwargs.get(key)?;
+        out = out.replace(&format!("{{{key}}}"), &v.to_string());
+    }
+    Ok(out)
+}
+
 /// Registers every report filter.
 pub fn register(env: &mut Environment) {
     env.add_filter("num", num_filter);
@@ -269,6 +281,7 @@ pub fn register(env: &mut Environment) {
     env.add_filter("month", month_filter);
     env.add_filter("change", change_filter);
     env.add_filter("fmt", fmt_filter);
+    env.add_filter("fill", fill_filter);
 }
 
 #[cfg(test)]

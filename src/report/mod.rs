@@ -150,6 +150,17 @@ pub async fn gather<'a>(
         .try_collect()
         .await?;
     let (trend, current) = results.split_at(data::TREND_KPIS.len());
+    // the decision over the window that ends with the report's month
+    let window = config.decision.window_months as i32;
+    let decision = kpi::decision::compute(
+        &ctx,
+        config,
+        days,
+        Some(month.plus(1 - window)),
+        Some(month),
+        &[],
+    )
+    .await?;
     let mut freshness = Vec::new();
     for source in lake.sources().await? {
         let state = lake.state(&source).await?;
@@ -173,6 +184,7 @@ pub async fn gather<'a>(
         freshness,
         lake: lake.location.clone(),
         config,
+        decision,
     })
 }
 

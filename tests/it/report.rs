@@ -177,6 +177,74 @@ async fn the_headline_figures_are_those_of_the_kpis() {
 }
 
 #[tokio::test]
+async fn the_decision_section_shows_the_figures_of_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &super::kpi_hand::sources()).await;
+    let html = rendered(&lake, "2026-04", Lang::En, false).await.html;
+    let out = Command::new(bin())
+        .args(["decide", "--lake", dir.path().to_str().unwrap()])
+        .args(["--from", "2025-05", "--to", "2026-04", "--format", "json"])
+        .output()
+        .unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (label, key) in [
+        ("Total FTE", "fte_total"),
+        ("Group desk FTE", "fte_group"),
+        ("School desks FTE", "fte_schools"),
+        ("Tickets owned within target", "tto_service_level"),
+    ] {
+        let row = html
+            .split(&format!("<tr><td>{label}</td>"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no row {label}"))
+            .split("</tr>")
+            .next()
+            .unwrap();
+        let shown: Vec<f64> = row
+            .split("data-value=\"")
+            .skip(1)
+            .map(|v| v.split('"').next().unwrap().parse().unwrap())
+            .collect();
+        let decided: Vec<f64> = d["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o[key].as_f64().unwrap())
+            .collect();
+        // (serde_json parses floats to within an ulp or two, not exactly)
+        assert_eq!(shown.len(), 3, "{label}");
+        for (a, b) in shown.iter().zip(&decided) {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "{label}: {shown:?} against {decided:?}"
+            );
+        }
+    }
+    // the sentence names the cheapest option with its total
+    let cheapest = d["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .min_by(|a, b| {
+            a["fte_total"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["fte_total"].as_f64().unwrap())
+        })
+        .unwrap();
+    let name = match cheapest["option"].as_str().unwrap() {
+        "direct" => "Direct access",
+        "n_plus_1" => "N+1 behind schools",
+        _ => "Central desk",
+    };
+    let total = format!("{:.2} FTE", cheapest["fte_total"].as_f64().unwrap());
+    assert!(
+        html.contains(&format!("favour &quot;{name}&quot;: {total}")),
+        "{name} {total}"
+    );
+}
+
+#[tokio::test]
 async fn a_month_without_data_shows_na_with_the_reason_never_zero() {
     let dir = tempfile::tempdir().unwrap();
     let lake = write_lake(dir.path(), &super::kpi_hand::sources()).await;
@@ -339,7 +407,7 @@ async fn the_page_renders_in_headless_chromium_without_errors() {
     assert_eq!(probe["errors"], json!([]), "JavaScript errors");
     assert!(!stderr.contains("Uncaught"), "{stderr}");
     let svgs = probe["svgs"].as_array().unwrap();
-    assert_eq!(svgs.len(), 9, "{svgs:?}");
+    assert_eq!(svgs.len(), 10, "{svgs:?}");
     for s in svgs {
         assert!(
             s[1].as_f64().unwrap() > 300.0 && s[2].as_f64().unwrap() > 100.0,
