@@ -68,7 +68,8 @@ fn f2(v: f64) -> String {
     format!("{v:.2}")
 }
 
-fn print_tables(out: &mut dyn Write, d: &Decision) -> Result<()> {
+/// The comparison as tables, for people.
+pub fn print_tables(out: &mut dyn Write, d: &Decision) -> Result<()> {
     let m = &d.measured;
     writeln!(
         out,

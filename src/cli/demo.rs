@@ -133,6 +133,14 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             super::kpi::print(&mut out, std::slice::from_ref(r), KpiFormat::Table)?;
         }
     }
+    let decision =
+        crate::kpi::decision::compute(&ctx, &config, &days, None, Some(last), &[]).await?;
+    writeln!(
+        out,
+        "The desk organisations compared (ticketlake decide --lake {location}):\n"
+    )?;
+    super::decide::print_tables(&mut out, &decision)?;
+    writeln!(out)?;
     let inputs = crate::report::gather(&lake, &config, &days, last).await?;
     writeln!(out, "The monthly report of {last}:")?;
     for lang in [Lang::Fr, Lang::En] {
