@@ -79,6 +79,18 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
     Ok(ctx)
 }
 
+/// Computes a view once and puts its rows in its place, for a session that will read it
+/// several times (the same rows; each later query scans memory instead of re-running the
+/// view's joins over the lake). The session is read-only, so the rows cannot go stale.
+pub async fn materialize(ctx: &SessionContext, name: &str) -> Result<()> {
+    let df = ctx.table(name).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let partitions = df.collect_partitioned().await?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, partitions)?))?;
+    Ok(())
+}
+
 async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
     let plan = ctx
         .state()

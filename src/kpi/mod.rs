@@ -97,6 +97,18 @@ pub async fn run(
     for n in names {
         queries::kpi(n)?; // an unknown name is an error, before any work
     }
+    let chosen: Vec<&str> = queries::kpi_names()
+        .into_iter()
+        .filter(|n| names.is_empty() || names.iter().any(|x| x == n))
+        .collect();
+    // the pending periods, read by several KPIs, are computed once
+    let readers = chosen
+        .iter()
+        .filter(|n| queries::kpi(n).is_ok_and(|sql| sql.contains("pending_periods")))
+        .count();
+    if readers > 1 {
+        engine::materialize(ctx, "pending_periods").await?;
+    }
     let mut out = Vec::new();
     for name in queries::kpi_names() {
         if names.is_empty() || names.iter().any(|n| n == name) {
