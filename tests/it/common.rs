@@ -144,3 +144,13 @@ pub fn row<'a>(
 pub fn bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_ticketlake"))
 }
+
+/// The option of `decide --format json` with the lowest total FTE.
+pub fn cheapest(decision: &serde_json::Value) -> &serde_json::Value {
+    decision["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .min_by(|a, b| num(a, "fte_total").total_cmp(&num(b, "fte_total")))
+        .unwrap()
+}

@@ -226,20 +226,7 @@ fn the_decision_moves_from_n_plus_1_to_direct_as_group_volume_grows() {
         assert!(out.status.success());
         let (code, d, err) = decide(&["--lake", l]);
         assert_eq!(code, 0, "{err}");
-        let cheapest = d["options"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .min_by(|a, b| {
-                a["fte_total"]
-                    .as_f64()
-                    .unwrap()
-                    .total_cmp(&b["fte_total"].as_f64().unwrap())
-            })
-            .unwrap()["option"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let cheapest = cheapest(&d)["option"].as_str().unwrap().to_string();
         let group: f64 = d["measured"]["per_school"]
             .as_array()
             .unwrap()

@@ -221,17 +221,7 @@ async fn the_decision_section_shows_the_figures_of_decide() {
         }
     }
     // the sentence names the cheapest option with its total
-    let cheapest = d["options"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .min_by(|a, b| {
-            a["fte_total"]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b["fte_total"].as_f64().unwrap())
-        })
-        .unwrap();
+    let cheapest = cheapest(&d);
     let name = match cheapest["option"].as_str().unwrap() {
         "direct" => "Direct access",
         "n_plus_1" => "N+1 behind schools",
