@@ -41,6 +41,9 @@ pub struct Config {
     /// The decision model: its window, assumptions and the fallbacks of measured inputs.
     #[serde(default)]
     pub decision: DecisionConfig,
+    /// The help desks `pull` reads.
+    #[serde(default)]
+    pub sources: Vec<crate::sources::config::SourceConfig>,
 }
 
 /// `[decision]`: the assumptions of the desk-organisation model (DESIGN.md's defaults),
@@ -334,6 +337,13 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.decision.validate()?;
+        let mut ids = std::collections::HashSet::new();
+        for s in &self.sources {
+            s.validate()?;
+            if !ids.insert(&s.id) {
+                bail!("source '{}' is listed twice", s.id);
+            }
+        }
         self.tz()?;
         for (name, cal) in &self.calendars {
             cal.spec().with_context(|| format!("calendar '{name}'"))?;

@@ -1,11 +1,13 @@
 //! The `ticketlake` command: argument parsing, dispatch to one file per subcommand, and
 //! the mapping of errors to exit codes (0 success, 1 a check failed, 2 an error).
 
+mod check;
 mod decide;
 mod demo;
 mod fixtures;
 mod init;
 mod kpi;
+mod pull;
 mod report;
 mod schema;
 mod sql;
@@ -31,6 +33,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Demo(demo::DemoArgs),
+    Pull(pull::PullArgs),
+    Check(check::CheckArgs),
     Decide(decide::DecideArgs),
     Fixtures(fixtures::FixturesArgs),
     Kpi(kpi::KpiArgs),
@@ -90,6 +94,8 @@ pub fn main() -> ExitCode {
         rt.block_on(async {
             match cli.command {
                 Command::Demo(a) => demo::run(a).await,
+                Command::Pull(a) => pull::run(a).await,
+                Command::Check(a) => check::run(a).await,
                 Command::Decide(a) => decide::run(a).await,
                 Command::Fixtures(a) => fixtures::run(a).await,
                 Command::Kpi(a) => kpi::run(a).await,

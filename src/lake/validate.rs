@@ -13,6 +13,8 @@ use crate::model::{Table, values};
 /// A rejected record: its columns as JSON and why it was rejected.
 #[derive(Debug, Clone)]
 pub struct Rejected {
+    /// The record's id in its source (ticket or history row), to replace or clear it later.
+    pub key: String,
     pub record: serde_json::Value,
     pub reason: String,
 }
@@ -46,10 +48,19 @@ pub fn split(table: Table, batch: &RecordBatch) -> Result<(RecordBatch, Vec<Reje
     writer.write(&bad)?;
     writer.finish()?;
     let records: Vec<serde_json::Value> = serde_json::from_slice(&writer.into_inner())?;
+    let key_name = table.key_column();
     let rejected = records
         .into_iter()
         .zip(reasons.into_iter().flatten())
-        .map(|(record, reason)| Rejected { record, reason })
+        .map(|(record, reason)| Rejected {
+            key: record
+                .get(key_name)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            record,
+            reason,
+        })
         .collect();
     Ok((good, rejected))
 }

@@ -43,6 +43,10 @@ pub struct SourceState {
     pub events_written: u64,
     /// Records the last run sent to the quarantine.
     pub quarantined: u64,
+    /// Why the source's history could not be read on the last run (None: it could, or
+    /// the source has none to read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_unavailable: Option<String>,
 }
 
 /// What one writer did.
@@ -54,6 +58,29 @@ pub struct WriteSummary {
     pub partitions: u64,
 }
 
+/// What one writer did for one source: rows new to the lake, rows that replaced a
+/// different row, rows that were already there as they are.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCounts {
+    pub tickets_new: u64,
+    pub tickets_updated: u64,
+    pub events_new: u64,
+    pub events_updated: u64,
+    pub unchanged: u64,
+    pub quarantined: u64,
+    /// Partitions rewritten (a partition whose rows did not change is left alone).
+    pub partitions_written: u64,
+}
+
+/// What merging a partition changed.
+#[derive(Debug, Default, Clone, Copy)]
+struct MergeCounts {
+    new: u64,
+    updated: u64,
+    unchanged: u64,
+    written: bool,
+}
+
 type PartitionKey = (Table, String, String);
 
 /// Stages batches and writes partitions.
@@ -63,8 +90,11 @@ pub struct LakeWriter {
     staged: BTreeMap<PartitionKey, Vec<RecordBatch>>,
     rejected: BTreeMap<(String, Table), Vec<Rejected>>,
     watermarks: BTreeMap<String, Option<i64>>,
+    history: BTreeMap<String, Option<String>>,
     summary: WriteSummary,
-    per_source: BTreeMap<String, (u64, u64, u64)>,
+    per_source: BTreeMap<String, SourceCounts>,
+    /// Keys written per (source, table), to clear them from the quarantine.
+    written_keys: Option<BTreeMap<(String, Table), std::collections::HashSet<String>>>,
 }
 
 impl LakeWriter {
@@ -75,9 +105,46 @@ impl LakeWriter {
             staged: BTreeMap::new(),
             rejected: BTreeMap::new(),
             watermarks: BTreeMap::new(),
+            history: BTreeMap::new(),
             summary: WriteSummary::default(),
             per_source: BTreeMap::new(),
+            written_keys: None,
         }
+    }
+
+    /// Keeps the keys of the records written, so a record that was quarantined by an
+    /// earlier run and now passes leaves the quarantine (used by `pull`).
+    pub fn clearing_quarantine(mut self) -> LakeWriter {
+        self.written_keys = Some(BTreeMap::new());
+        self
+    }
+
+    /// Sends records a connector could not normalise to the quarantine.
+    pub fn quarantine(&mut self, source: &str, table: Table, rejected: Vec<Rejected>) {
+        self.watermarks.entry(source.to_string()).or_insert(None);
+        if !rejected.is_empty() {
+            self.rejected
+                .entry((source.to_string(), table))
+                .or_default()
+                .extend(rejected);
+        }
+    }
+
+    /// Records whether the source's history could be read on this run.
+    pub fn set_history(&mut self, source: &str, unavailable: Option<String>) {
+        self.history.insert(source.to_string(), unavailable);
+    }
+
+    /// Per-source counts so far.
+    pub fn counts(&self, source: &str) -> SourceCounts {
+        let mut c = self.per_source.get(source).copied().unwrap_or_default();
+        c.quarantined += self
+            .rejected
+            .iter()
+            .filter(|((s, _), _)| s == source)
+            .map(|(_, r)| r.len() as u64)
+            .sum::<u64>();
+        c
     }
 
     /// Validates a canonical batch of `source` and stages its rows by partition.
@@ -93,6 +160,14 @@ impl LakeWriter {
         self.watermarks.entry(source.to_string()).or_insert(None);
         if good.num_rows() == 0 {
             return Ok(());
+        }
+        if let Some(keys) = &mut self.written_keys {
+            let col = good
+                .column_by_name(table.key_column())
+                .expect("canonical column")
+                .as_string::<i32>();
+            let set = keys.entry((source.to_string(), table)).or_default();
+            set.extend(col.iter().flatten().map(str::to_string));
         }
         let instants = good
             .column_by_name(table.partition_instant())
@@ -156,23 +231,30 @@ impl LakeWriter {
         for key in keys {
             let batches = self.staged.remove(&key).unwrap_or_default();
             let (table, source, month) = &key;
-            let rows = write_partition(&self.lake, *table, source, month, batches)
+            let counts = write_partition(&self.lake, *table, source, month, batches)
                 .await
                 .with_context(|| {
                     format!("writing {}/source={source}/month={month}", table.name())
                 })?;
+            let rows = counts.new + counts.updated + counts.unchanged;
             let entry = self.per_source.entry(source.clone()).or_default();
             match table {
                 Table::Tickets => {
                     self.summary.tickets += rows;
-                    entry.0 += rows;
+                    entry.tickets_new += counts.new;
+                    entry.tickets_updated += counts.updated;
                 }
                 Table::Events => {
                     self.summary.events += rows;
-                    entry.1 += rows;
+                    entry.events_new += counts.new;
+                    entry.events_updated += counts.updated;
                 }
             }
-            self.summary.partitions += 1;
+            entry.unchanged += counts.unchanged;
+            if counts.written {
+                entry.partitions_written += 1;
+                self.summary.partitions += 1;
+            }
         }
         Ok(())
     }
@@ -181,39 +263,42 @@ impl LakeWriter {
     pub async fn finish(mut self) -> Result<WriteSummary> {
         self.flush(None).await?;
         let run = Utc::now();
-        for ((source, table), rejected) in std::mem::take(&mut self.rejected) {
-            let mut text = String::new();
-            for r in &rejected {
-                let line = serde_json::json!({"reason": r.reason, "table": table.name(), "record": r.record});
-                text.push_str(&line.to_string());
-                text.push('\n');
-            }
-            let path = object_store::path::Path::from(format!(
-                "_quarantine/{source}/{}-{}.jsonl",
-                run.format("%Y%m%dT%H%M%S%.6fZ"),
-                table.name()
-            ));
-            self.lake
-                .store
-                .put(&path, PutPayload::from(text.into_bytes()))
-                .await?;
-            self.per_source.entry(source).or_default().2 += rejected.len() as u64;
+        let mut pairs: std::collections::BTreeSet<(String, Table)> =
+            self.rejected.keys().cloned().collect();
+        if let Some(keys) = &self.written_keys {
+            pairs.extend(keys.keys().cloned());
+        }
+        for (source, table) in pairs {
+            let rejected = self
+                .rejected
+                .remove(&(source.clone(), table))
+                .unwrap_or_default();
+            let written = self
+                .written_keys
+                .as_ref()
+                .and_then(|k| k.get(&(source.clone(), table)));
+            self.per_source.entry(source.clone()).or_default().quarantined +=
+                rejected.len() as u64;
             self.summary.quarantined += rejected.len() as u64;
+            write_quarantine(&self.lake, &source, table, rejected, written, run).await?;
         }
         for (source, watermark) in &self.watermarks {
-            let (tickets, events, quarantined) =
-                self.per_source.get(source).copied().unwrap_or_default();
-            let previous = self.lake.state(source).await?.and_then(|s| s.watermark);
+            let c = self.per_source.get(source).copied().unwrap_or_default();
+            let previous = self.lake.state(source).await?;
             let watermark = watermark
                 .and_then(DateTime::<Utc>::from_timestamp_micros)
-                .max(previous);
+                .max(previous.as_ref().and_then(|s| s.watermark));
             let state = SourceState {
                 source: source.clone(),
                 watermark,
                 last_run: run,
-                tickets_written: tickets,
-                events_written: events,
-                quarantined,
+                tickets_written: c.tickets_new + c.tickets_updated,
+                events_written: c.events_new + c.events_updated,
+                quarantined: c.quarantined,
+                history_unavailable: match self.history.get(source) {
+                    Some(h) => h.clone(),
+                    None => previous.and_then(|s| s.history_unavailable),
+                },
             };
             self.lake
                 .store
@@ -225,6 +310,73 @@ impl LakeWriter {
         }
         Ok(self.summary)
     }
+}
+
+/// `_quarantine/<source>/<table>.jsonl`: one JSON line per rejected record (its key,
+/// reason, raw record and when it was first seen), rewritten whole. A record rejected
+/// again replaces its line; a record written to the lake since leaves it.
+async fn write_quarantine(
+    lake: &Lake,
+    source: &str,
+    table: Table,
+    rejected: Vec<Rejected>,
+    written: Option<&std::collections::HashSet<String>>,
+    run: DateTime<Utc>,
+) -> Result<()> {
+    let path = object_store::path::Path::from(format!(
+        "_quarantine/{source}/{}.jsonl",
+        table.name()
+    ));
+    let mut lines: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    let existed = match lake.store.get(&path).await {
+        Ok(r) => {
+            let bytes = r.bytes().await?;
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let v: serde_json::Value = serde_json::from_slice(line)
+                    .with_context(|| format!("reading {path}"))?;
+                let key = v["key"].as_str().unwrap_or_default().to_string();
+                let reason = v["reason"].as_str().unwrap_or_default().to_string();
+                lines.insert((key, reason), v);
+            }
+            true
+        }
+        Err(object_store::Error::NotFound { .. }) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let before = lines.clone();
+    let fresh: std::collections::HashSet<&str> = rejected.iter().map(|r| r.key.as_str()).collect();
+    lines.retain(|(k, _), _| {
+        !fresh.contains(k.as_str()) && written.is_none_or(|w| !w.contains(k))
+    });
+    for r in rejected {
+        let first_seen = before
+            .get(&(r.key.clone(), r.reason.clone()))
+            .and_then(|v| v["first_seen"].as_str().map(str::to_string))
+            .unwrap_or_else(|| run.to_rfc3339());
+        let line = serde_json::json!({
+            "key": r.key, "reason": r.reason, "table": table.name(),
+            "record": r.record, "first_seen": first_seen,
+        });
+        lines.insert((r.key, r.reason), line);
+    }
+    if lines == before {
+        return Ok(());
+    }
+    if lines.is_empty() {
+        if existed {
+            lake.store.delete(&path).await?;
+        }
+        return Ok(());
+    }
+    let mut text = String::new();
+    for v in lines.values() {
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    lake.store
+        .put(&path, PutPayload::from(text.into_bytes()))
+        .await?;
+    Ok(())
 }
 
 /// Reads every Parquet object of a partition.
@@ -261,16 +413,22 @@ async fn read_partition(
 }
 
 /// Merges `new` into the partition by key (new rows win), sorts by (instant, key) and
-/// replaces the partition's object. Returns the number of new rows merged.
+/// replaces the partition's object, unless nothing changed. Counts the new rows that were
+/// new keys, that replaced a different row, and that were already there as they are.
 async fn write_partition(
     lake: &Lake,
     table: Table,
     source: &str,
     month: &str,
     new: Vec<RecordBatch>,
-) -> Result<u64> {
+) -> Result<MergeCounts> {
     let (old, old_paths) = read_partition(lake, table, source, month).await?;
+    let mut counts = compare(table, &old, &new)?;
     let new_rows: usize = new.iter().map(|b| b.num_rows()).sum();
+    if counts.new == 0 && counts.updated == 0 && old_paths.len() == 1 {
+        tracing::debug!(table = table.name(), source, month, new_rows, "partition unchanged");
+        return Ok(counts);
+    }
     let batches: Vec<RecordBatch> = old.into_iter().chain(new).collect();
     let merged = merge_by_key(table, &batches)?;
 
@@ -297,7 +455,52 @@ async fn write_partition(
     for p in old_paths.into_iter().filter(|p| *p != target) {
         lake.store.delete(&p).await?;
     }
-    Ok(new_rows as u64)
+    counts.written = true;
+    Ok(counts)
+}
+
+/// Compares staged rows with a partition's rows, by key and whole-row content.
+fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<MergeCounts> {
+    use arrow::row::{RowConverter, SortField};
+    let schema = table.file_schema();
+    let converter = RowConverter::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect(),
+    )?;
+    let mut existing: HashMap<String, Vec<u8>> = HashMap::new();
+    for b in old {
+        let rows = converter.convert_columns(b.columns())?;
+        let keys = b
+            .column_by_name(table.key_column())
+            .expect("canonical column")
+            .as_string::<i32>();
+        for (i, row) in rows.iter().enumerate() {
+            existing.insert(keys.value(i).to_string(), row.as_ref().to_vec());
+        }
+    }
+    let mut counts = MergeCounts::default();
+    let mut staged: HashMap<String, Vec<u8>> = HashMap::new();
+    for b in new {
+        let rows = converter.convert_columns(b.columns())?;
+        let keys = b
+            .column_by_name(table.key_column())
+            .expect("canonical column")
+            .as_string::<i32>();
+        for (i, row) in rows.iter().enumerate() {
+            staged.insert(keys.value(i).to_string(), row.as_ref().to_vec());
+        }
+    }
+    for (key, row) in &staged {
+        match existing.get(key) {
+            None => counts.new += 1,
+            Some(old_row) if old_row == row => counts.unchanged += 1,
+            Some(_) => counts.updated += 1,
+        }
+    }
+    Ok(counts)
 }
 
 /// One batch with each key once (the last occurrence wins), sorted by (instant, key).

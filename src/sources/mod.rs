@@ -1,6 +1,18 @@
-//! Sources: where tickets come from. Each source turns its records into canonical Arrow
-//! batches ([`batch`]) and hands them to the lake writer; only this stage talks to the
-//! outside world. For now: the synthetic INSA generator ([`fixtures`]).
+//! Sources: where tickets come from. Each connector turns its records into canonical
+//! Arrow batches (through [`normalize`]) and hands them to the lake writer; only this
+//! stage talks to the outside world.
+//!
+//! - [`itop`], [`glpi`]: the REST connectors; [`files`]: CSV / JSON-lines exports;
+//! - [`pull`]: incremental, crash-safe pulls of the configured sources;
+//! - [`fixtures`]: the synthetic INSA group, written directly or served in each
+//!   source's native shape by loopback servers.
 
 pub mod batch;
+pub mod config;
+pub mod files;
 pub mod fixtures;
+pub mod glpi;
+pub mod http;
+pub mod itop;
+pub mod normalize;
+pub mod pull;

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod config;
+mod connectors;
 mod decide;
 mod kpi_hand;
 mod lake;

@@ -1,0 +1,699 @@
+//! From what a connector decoded to canonical batches: mapping tables, local dates,
+//! team levels and transfers, the figures derived from the history, and the quarantine
+//! of every record that cannot be normalised (with its reason). Shared by every
+//! connector, so iTop, GLPI and files follow the same rules.
+//!
+//! Connectors hand over [`RawTicket`]s and [`RawEvent`]s whose identities (requester,
+//! agent, actor) are already keyed pseudonyms, and whose `record` (kept for the
+//! quarantine) has its identity fields pseudonymised too.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use anyhow::Result;
+use arrow::array::RecordBatch;
+use chrono::{DateTime, NaiveDateTime, TimeZone};
+
+use super::config::SourceConfig;
+use crate::config::Config;
+use crate::lake::validate::Rejected;
+use crate::model::{Table, priority_from, values};
+use crate::sources::batch::{EventFields, EventsBuilder, TicketFields, TicketsBuilder};
+
+/// One ticket as a connector decoded it: source values, not yet mapped.
+#[derive(Debug, Clone, Default)]
+pub struct RawTicket {
+    pub ticket_id: String,
+    /// The source record (identities pseudonymised), for the quarantine.
+    pub record: serde_json::Value,
+    pub org: Option<String>,
+    pub service: Option<String>,
+    pub category: Option<String>,
+    pub subcategory: Option<String>,
+    pub kind: Option<String>,
+    pub impact: Option<String>,
+    pub urgency: Option<String>,
+    pub priority: Option<String>,
+    pub channel: Option<String>,
+    pub requester: Option<String>,
+    pub profile: Option<String>,
+    pub team: Option<String>,
+    pub agent: Option<String>,
+    pub status: Option<String>,
+    pub created_at: Option<String>,
+    pub assigned_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub origin: Option<String>,
+    pub satisfaction: Option<String>,
+    pub reopen_count: Option<u32>,
+    pub source_sla_met: Option<bool>,
+    pub effort_minutes: Option<String>,
+}
+
+/// What a history row says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawChange {
+    /// The ticket was created (its first status is `new`).
+    Created,
+    /// A status change, in source values.
+    Status(Option<String>, String),
+    /// The assigned team changed (names; `None` for no team).
+    Team(Option<String>, Option<String>),
+    /// The priority changed, in source values.
+    Priority(Option<String>, String),
+}
+
+/// One history row.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    pub event_id: String,
+    pub ticket_id: String,
+    pub at: String,
+    pub change: RawChange,
+    pub actor: Option<String>,
+    pub record: serde_json::Value,
+}
+
+/// What a connector brought back from one pull.
+#[derive(Debug, Default)]
+pub struct Pulled {
+    pub tickets: Vec<RawTicket>,
+    pub events: Vec<RawEvent>,
+    /// Records the connector itself could not decode.
+    pub rejected: Vec<(Table, Rejected)>,
+    /// Why the source's history could not be read, if it could not.
+    pub history_unavailable: Option<String>,
+}
+
+/// Canonical batches and the quarantine of one pull.
+#[derive(Debug)]
+pub struct Normalized {
+    pub tickets: RecordBatch,
+    pub events: RecordBatch,
+    pub rejected: Vec<(Table, Rejected)>,
+}
+
+/// Parses the source's local dates.
+#[derive(Debug, Clone)]
+pub struct LocalDates {
+    tz: chrono_tz::Tz,
+    format: String,
+}
+
+impl LocalDates {
+    pub fn new(tz: chrono_tz::Tz, format: &str) -> LocalDates {
+        LocalDates {
+            tz,
+            format: format.to_string(),
+        }
+    }
+
+    /// UTC µs of a local wall-clock time; `rfc3339` reads instants with an offset. A time
+    /// repeated when summer time ends reads as the first of the two; a time skipped when
+    /// it begins reads as one hour later.
+    pub fn parse(&self, text: &str) -> Result<i64, String> {
+        let text = text.trim();
+        if self.format == "rfc3339" {
+            return DateTime::parse_from_rfc3339(text)
+                .map(|d| d.timestamp_micros())
+                .map_err(|e| format!("'{text}' is not an RFC 3339 instant ({e})"));
+        }
+        let naive = NaiveDateTime::parse_from_str(text, &self.format)
+            .map_err(|_| format!("'{text}' does not match the date format '{}'", self.format))?;
+        let local = match self.tz.from_local_datetime(&naive) {
+            chrono::LocalResult::Single(d) => d,
+            chrono::LocalResult::Ambiguous(first, _) => first,
+            chrono::LocalResult::None => self
+                .tz
+                .from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                .earliest()
+                .ok_or_else(|| format!("'{text}' does not exist in {}", self.tz))?,
+        };
+        Ok(local.timestamp_micros())
+    }
+
+    /// The local wall-clock text of an instant (for filters sent to the source).
+    pub fn format(&self, us: i64) -> String {
+        DateTime::from_timestamp_micros(us)
+            .unwrap_or_default()
+            .with_timezone(&self.tz)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+}
+
+/// The rules of one source, resolved once.
+pub struct Normalizer<'a> {
+    source: &'a SourceConfig,
+    config: &'a Config,
+    dates: LocalDates,
+    /// History rows' dates (iTop keeps these in `Y-m-d H:i:s` whatever its display format).
+    history_dates: LocalDates,
+    status: BTreeMap<String, String>,
+    priority: BTreeMap<String, String>,
+    impact: BTreeMap<String, String>,
+    urgency: BTreeMap<String, String>,
+    kind: BTreeMap<String, String>,
+    channel: BTreeMap<String, String>,
+    service: BTreeMap<String, String>,
+    org: BTreeMap<String, String>,
+    satisfaction: BTreeMap<String, String>,
+    profile: BTreeMap<String, String>,
+}
+
+/// Default tables of a connector: (table name, entries).
+pub type Defaults = &'static [(&'static str, &'static [(&'static str, &'static str)])];
+
+impl<'a> Normalizer<'a> {
+    pub fn new(source: &'a SourceConfig, config: &'a Config, defaults: Defaults) -> Result<Self> {
+        let table = |name: &str| {
+            let d = defaults
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, e)| *e)
+                .unwrap_or(&[]);
+            source.table(name, d)
+        };
+        // orgs are found by id or display name, whatever the case
+        let mut org = BTreeMap::new();
+        for o in &config.orgs {
+            org.insert(o.id.to_lowercase(), o.id.clone());
+            org.insert(o.name.to_lowercase(), o.id.clone());
+        }
+        for (k, v) in table("org") {
+            org.insert(k.to_lowercase(), v);
+        }
+        let format = match &source.files {
+            Some(f) if source.kind == super::config::SourceKind::Files => f.timestamp_format.as_str(),
+            _ => source.date_format.as_str(),
+        };
+        Ok(Normalizer {
+            source,
+            config,
+            dates: LocalDates::new(source.tz()?, format),
+            history_dates: LocalDates::new(source.tz()?, format),
+            status: table("status"),
+            priority: table("priority"),
+            impact: table("impact"),
+            urgency: table("urgency"),
+            kind: table("kind"),
+            channel: table("channel"),
+            service: table("service"),
+            org,
+            satisfaction: table("satisfaction"),
+            profile: table("profile"),
+        })
+    }
+
+    pub fn dates(&self) -> &LocalDates {
+        &self.dates
+    }
+
+    /// Reads history dates in `format` instead of the source's date format.
+    pub fn with_history_format(mut self, format: &str) -> Self {
+        self.history_dates = LocalDates::new(self.history_dates.tz, format);
+        self
+    }
+
+    /// The support level of a team, and whether it belongs to another desk.
+    pub fn team(&self, name: &str) -> (u8, bool) {
+        let own = self.source.teams.get(name);
+        let lower = name.to_lowercase();
+        let level = own.and_then(|t| t.level).unwrap_or_else(|| {
+            let tail = lower.trim_end();
+            if tail.ends_with("n3") {
+                3
+            } else if tail.ends_with("n2") {
+                2
+            } else if tail.ends_with("n1") {
+                1
+            } else if self.config.services.iter().any(|s| s.owner_team == name) {
+                2
+            } else {
+                1
+            }
+        });
+        let other_desk = own.and_then(|t| t.other_desk).unwrap_or_else(|| {
+            self.config.orgs.iter().any(|o| {
+                o.id != self.source.org
+                    && lower.starts_with(&format!("{}-", o.id.to_lowercase()))
+            })
+        });
+        (level, other_desk)
+    }
+
+    fn date(&self, field: &str, v: &Option<String>) -> Result<Option<i64>, String> {
+        match v.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(t) => self
+                .dates
+                .parse(t)
+                .map(Some)
+                .map_err(|e| format!("unparseable {field}: {e}")),
+        }
+    }
+
+    fn mapped(
+        table: &BTreeMap<String, String>,
+        field: &str,
+        v: &str,
+        allowed: &[&str],
+    ) -> Result<String, String> {
+        let out = table.get(v).map(String::as_str).unwrap_or(v);
+        if allowed.contains(&out) {
+            Ok(out.to_string())
+        } else {
+            Err(format!("unknown {field} '{v}'"))
+        }
+    }
+
+    fn level_value(table: &BTreeMap<String, String>, field: &str, v: &str) -> Result<u8, String> {
+        let out = table.get(v).map(String::as_str).unwrap_or(v);
+        match out.parse::<u8>() {
+            Ok(n) if (1..=4).contains(&n) => Ok(n),
+            _ => Err(format!("unknown {field} '{v}'")),
+        }
+    }
+
+    fn status_value(&self, v: &str) -> Result<String, String> {
+        Self::mapped(&self.status, "status", v, values::STATUSES)
+    }
+
+    /// Maps a whole pull to canonical batches; records that cannot be normalised go to
+    /// the returned quarantine with their reason.
+    pub fn normalize(&self, pulled: Pulled, history: bool) -> Normalized {
+        let mut rejected = pulled.rejected;
+        let mut events_of: HashMap<String, Vec<(i64, RawEvent)>> = HashMap::new();
+        let ticket_ids: HashSet<&str> = pulled.tickets.iter().map(|t| t.ticket_id.as_str()).collect();
+        for e in pulled.events {
+            if !ticket_ids.contains(e.ticket_id.as_str()) {
+                rejected.push((
+                    Table::Events,
+                    Rejected {
+                        key: e.event_id.clone(),
+                        record: e.record,
+                        reason: format!("event for unknown ticket '{}'", e.ticket_id),
+                    },
+                ));
+                continue;
+            }
+            match self.history_dates.parse(&e.at) {
+                Ok(at) => events_of.entry(e.ticket_id.clone()).or_default().push((at, e)),
+                Err(why) => rejected.push((
+                    Table::Events,
+                    Rejected {
+                        key: e.event_id.clone(),
+                        record: e.record,
+                        reason: format!("unparseable date: {why}"),
+                    },
+                )),
+            }
+        }
+        let mut tickets = TicketsBuilder::default();
+        let mut events = EventsBuilder::default();
+        for t in &pulled.tickets {
+            let mut history_of = events_of.remove(&t.ticket_id).unwrap_or_default();
+            history_of.sort_by(|a, b| (a.0, &a.1.event_id).cmp(&(b.0, &b.1.event_id)));
+            match self.ticket(t, &history_of, history) {
+                Ok((ticket, evs)) => {
+                    tickets.append(&ticket.fields());
+                    for e in &evs {
+                        events.append(&EventFields {
+                            ticket_id: &t.ticket_id,
+                            event_id: &e.event_id,
+                            at: e.at,
+                            kind: e.kind,
+                            from_value: e.from.as_deref(),
+                            to_value: e.to.as_deref(),
+                            actor: e.actor.as_deref(),
+                        });
+                    }
+                }
+                Err(reason) => {
+                    rejected.push((
+                        Table::Tickets,
+                        Rejected {
+                            key: t.ticket_id.clone(),
+                            record: t.record.clone(),
+                            reason,
+                        },
+                    ));
+                    // its history goes with it, so nothing refers to a missing ticket
+                    for (_, e) in history_of {
+                        rejected.push((
+                            Table::Events,
+                            Rejected {
+                                key: e.event_id.clone(),
+                                record: e.record,
+                                reason: format!("event of quarantined ticket '{}'", t.ticket_id),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        Normalized {
+            tickets: tickets.finish(),
+            events: events.finish(),
+            rejected,
+        }
+    }
+
+    /// One ticket and its canonical events, or why it cannot be normalised.
+    fn ticket(
+        &self,
+        t: &RawTicket,
+        history: &[(i64, RawEvent)],
+        has_history: bool,
+    ) -> Result<(Ticket, Vec<Event>), String> {
+        if t.ticket_id.trim().is_empty() {
+            return Err("empty ticket id".into());
+        }
+        let status = self.status_value(t.status.as_deref().ok_or("no status")?)?;
+        let created_at = self
+            .date("created_at", &t.created_at)?
+            .ok_or("no creation date")?;
+        let raw_service = t.service.clone().ok_or("no service")?;
+        let service = self
+            .service
+            .get(&raw_service)
+            .cloned()
+            .unwrap_or(raw_service.clone());
+        let scope = self
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == service)
+            .map(|s| s.scope.clone())
+            .ok_or_else(|| format!("service '{raw_service}' is not in the catalogue (map it in [sources.map.service])"))?;
+        let org = match &t.org {
+            Some(o) if !o.trim().is_empty() => self
+                .org
+                .get(&o.trim().to_lowercase())
+                .cloned()
+                .ok_or_else(|| format!("unknown org '{o}' (map it in [sources.map.org])"))?,
+            _ => self.source.org.clone(),
+        };
+        let kind = Self::mapped(&self.kind, "kind", t.kind.as_deref().ok_or("no kind")?, values::KINDS)?;
+        let small = |table: &BTreeMap<String, String>, field: &str, v: &Option<String>| {
+            v.as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| Self::level_value(table, field, s))
+                .transpose()
+        };
+        let impact = small(&self.impact, "impact", &t.impact)?;
+        let urgency = small(&self.urgency, "urgency", &t.urgency)?;
+        let priority = match small(&self.priority, "priority", &t.priority)? {
+            Some(p) => p,
+            None => priority_from(impact.unwrap_or(3), urgency.unwrap_or(3)),
+        };
+        let channel = match t.channel.as_deref().filter(|s| !s.is_empty()) {
+            Some(c) => self.channel.get(c).cloned().unwrap_or_else(|| "other".into()),
+            None => "other".into(),
+        };
+        let channel = if values::CHANNELS.contains(&channel.as_str()) {
+            channel
+        } else {
+            return Err(format!("channel map gives '{channel}', not a channel"));
+        };
+        let profile = t
+            .profile
+            .as_deref()
+            .map(|p| self.profile.get(p).cloned().unwrap_or_else(|| p.to_string()))
+            .filter(|p| values::PROFILES.contains(&p.as_str()))
+            .unwrap_or_else(|| "other".into());
+        let satisfaction = match t.satisfaction.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => {
+                let v = self.satisfaction.get(s).map(String::as_str).unwrap_or(s);
+                match v.parse::<f64>() {
+                    Ok(x) if (1.0..=5.0).contains(&x.round()) => Some(x.round() as u8),
+                    Ok(x) if x == 0.0 && self.satisfaction.get(s).is_none() => None,
+                    _ => return Err(format!("satisfaction '{s}' is not on a 1..5 scale")),
+                }
+            }
+        };
+        let effort = match t.effort_minutes.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .ok_or_else(|| format!("effort '{s}' is not a number of minutes"))?,
+            ),
+        };
+
+        // the history: status, team changes as assign / escalate / transfer
+        let mut events = Vec::new();
+        let mut team_now: Option<String> = None;
+        let mut level = 1u8;
+        let mut first_assign: Option<i64> = None;
+        let mut last_resolution: Option<i64> = None;
+        let mut last_closing: Option<i64> = None;
+        let mut first_assigned_status: Option<i64> = None;
+        let mut reopens = 0u32;
+        for (at, e) in history {
+            let mut push = |kind: &'static str, from: Option<String>, to: Option<String>, suffix: &str| {
+                events.push(Event {
+                    event_id: format!("{}{suffix}", e.event_id),
+                    at: *at,
+                    kind,
+                    from,
+                    to,
+                    actor: e.actor.clone(),
+                });
+            };
+            match &e.change {
+                RawChange::Created => push("status", None, Some("new".into()), ""),
+                RawChange::Status(from, to) => {
+                    let to = self.status_value(to).map_err(|r| format!("history {}: {r}", e.event_id))?;
+                    let from = from
+                        .as_deref()
+                        .filter(|f| !f.is_empty())
+                        .map(|f| self.status_value(f))
+                        .transpose()
+                        .map_err(|r| format!("history {}: {r}", e.event_id))?;
+                    if to == "resolved" || (to == "closed" && !matches!(from.as_deref(), Some("resolved"))) {
+                        last_resolution = Some(*at);
+                    }
+                    if to == "closed" {
+                        last_closing = Some(*at);
+                    }
+                    if to == "assigned" {
+                        first_assigned_status.get_or_insert(*at);
+                    }
+                    if matches!(from.as_deref(), Some("resolved" | "closed"))
+                        && !matches!(to.as_str(), "resolved" | "closed" | "canceled")
+                    {
+                        reopens += 1;
+                    }
+                    if from.as_deref() == Some(to.as_str()) {
+                        continue;
+                    }
+                    push("status", from, Some(to), "");
+                }
+                RawChange::Team(_, None) => {}
+                RawChange::Team(_, Some(to)) => {
+                    let (to_level, other_desk) = self.team(to);
+                    if other_desk {
+                        push("transfer", team_now.clone(), Some(to.clone()), "");
+                    } else {
+                        if to_level > level {
+                            push("escalate", Some(level.to_string()), Some(to_level.to_string()), "-escalate");
+                            level = to_level;
+                        }
+                        push("assign", None, Some(to.clone()), "");
+                        first_assign.get_or_insert(*at);
+                    }
+                    team_now = Some(to.clone());
+                }
+                RawChange::Priority(from, to) => {
+                    let to = Self::level_value(&self.priority, "priority", to)
+                        .map_err(|r| format!("history {}: {r}", e.event_id))?;
+                    let from = from
+                        .as_deref()
+                        .and_then(|f| Self::level_value(&self.priority, "priority", f).ok());
+                    push("priority", from.map(|f| f.to_string()), Some(to.to_string()), "");
+                }
+            }
+        }
+        let team = t.team.clone().filter(|s| !s.is_empty());
+        if let Some(tm) = &team {
+            level = level.max(self.team(tm).0.min(3));
+        }
+        let assigned_at = match self.date("assigned_at", &t.assigned_at)? {
+            Some(a) => Some(a),
+            None => first_assign.or(first_assigned_status),
+        };
+        let resolved_at = if has_history && !history.is_empty() {
+            last_resolution
+        } else {
+            self.date("resolved_at", &t.resolved_at)?
+        };
+        let updated_at = self.date("updated_at", &t.updated_at)?;
+        let closed_at = match self.date("closed_at", &t.closed_at)? {
+            Some(c) => Some(c),
+            None if status == "closed" => last_closing,
+            None => None,
+        };
+        let ticket = Ticket {
+            ticket_id: t.ticket_id.clone(),
+            org,
+            desk: self.source.desk.clone(),
+            service,
+            scope,
+            kind,
+            category: t.category.clone().filter(|s| !s.is_empty()),
+            subcategory: t.subcategory.clone().filter(|s| !s.is_empty()),
+            impact,
+            urgency,
+            priority,
+            channel,
+            requester: t.requester.clone().unwrap_or_default(),
+            profile,
+            agent: t.agent.clone().filter(|s| !s.is_empty()).filter(|_| team.is_some()),
+            team,
+            level,
+            status,
+            created_at,
+            assigned_at,
+            resolved_at,
+            closed_at,
+            updated_at,
+            origin: t.origin.clone().filter(|s| !s.is_empty()),
+            satisfaction,
+            reopen_count: t
+                .reopen_count
+                .or((has_history && !history.is_empty()).then_some(reopens)),
+            source_sla_met: t.source_sla_met,
+            effort_minutes: effort,
+        };
+        Ok((ticket, events))
+    }
+}
+
+/// A normalised ticket (owned), appended to the builder at once.
+struct Ticket {
+    ticket_id: String,
+    org: String,
+    desk: String,
+    service: String,
+    scope: String,
+    kind: String,
+    category: Option<String>,
+    subcategory: Option<String>,
+    impact: Option<u8>,
+    urgency: Option<u8>,
+    priority: u8,
+    channel: String,
+    requester: String,
+    profile: String,
+    team: Option<String>,
+    agent: Option<String>,
+    level: u8,
+    status: String,
+    created_at: i64,
+    assigned_at: Option<i64>,
+    resolved_at: Option<i64>,
+    closed_at: Option<i64>,
+    updated_at: Option<i64>,
+    origin: Option<String>,
+    satisfaction: Option<u8>,
+    reopen_count: Option<u32>,
+    source_sla_met: Option<bool>,
+    effort_minutes: Option<f64>,
+}
+
+impl Ticket {
+    fn fields(&self) -> TicketFields<'_> {
+        TicketFields {
+            ticket_id: &self.ticket_id,
+            org: &self.org,
+            desk: &self.desk,
+            service: &self.service,
+            service_scope: &self.scope,
+            kind: &self.kind,
+            category: self.category.as_deref(),
+            subcategory: self.subcategory.as_deref(),
+            impact: self.impact,
+            urgency: self.urgency,
+            priority: self.priority,
+            channel: &self.channel,
+            requester: &self.requester,
+            requester_profile: &self.profile,
+            team: self.team.as_deref(),
+            agent: self.agent.as_deref(),
+            level: self.level,
+            status: &self.status,
+            created_at: self.created_at,
+            assigned_at: self.assigned_at,
+            resolved_at: self.resolved_at,
+            closed_at: self.closed_at,
+            updated_at: self.updated_at,
+            origin: self.origin.as_deref(),
+            satisfaction: self.satisfaction,
+            reopen_count: self.reopen_count,
+            source_sla_met: self.source_sla_met,
+            effort_minutes: self.effort_minutes,
+        }
+    }
+}
+
+struct Event {
+    event_id: String,
+    at: i64,
+    kind: &'static str,
+    from: Option<String>,
+    to: Option<String>,
+    actor: Option<String>,
+}
+
+/// Replaces the values of identity keys of a JSON record by their pseudonyms.
+pub fn scrub(record: &mut serde_json::Value, keys: &[&str], pseudo: &crate::pseudonym::Pseudonymizer) {
+    if let Some(map) = record.as_object_mut() {
+        for k in keys {
+            if let Some(v) = map.get_mut(*k) {
+                let text = match v {
+                    serde_json::Value::String(s) if !s.is_empty() && s != "0" => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                };
+                if let Some(t) = text {
+                    *v = serde_json::Value::String(pseudo.pseudonym(&t));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_dates_follow_the_zone() {
+        let d = LocalDates::new(chrono_tz::Europe::Paris, "%Y-%m-%d %H:%M:%S");
+        // 12:04:20 Paris in November is 11:04:20 UTC (the live iTop's example)
+        let us = d.parse("2026-11-23 12:04:20").unwrap();
+        assert_eq!(
+            DateTime::from_timestamp_micros(us).unwrap().to_rfc3339(),
+            "2026-11-23T11:04:20+00:00"
+        );
+        assert_eq!(d.format(us), "2026-11-23 12:04:20");
+        // summer time: UTC+2
+        let us = d.parse("2026-07-01 08:00:00").unwrap();
+        assert_eq!(
+            DateTime::from_timestamp_micros(us).unwrap().to_rfc3339(),
+            "2026-07-01T06:00:00+00:00"
+        );
+        // the repeated hour reads as the first one (02:30 CEST = 00:30 UTC)
+        let us = d.parse("2026-10-25 02:30:00").unwrap();
+        assert_eq!(
+            DateTime::from_timestamp_micros(us).unwrap().to_rfc3339(),
+            "2026-10-25T00:30:00+00:00"
+        );
+        let err = d.parse("23/11/2026 12:04").unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+    }
+}
