@@ -12,10 +12,13 @@ use crate::engine::localtime::{LocalDays, Month};
 use crate::kpi::{self, Period};
 use crate::lake::Lake;
 use crate::report::{Format, Lang};
-use crate::sources::fixtures::{FixtureOptions, write_lake};
+use crate::sources::fixtures::server::{Accounts, Faults};
+use crate::sources::fixtures::{FixtureOptions, loopback};
+use crate::sources::pull::PullOptions;
 
-/// Generate two academic years of the INSA group into a lake, show the last complete
-/// month's KPIs and write its report (HTML and PDF, French and English).
+/// Generate two academic years of the INSA group, serve each help desk's data from a
+/// loopback iTop or GLPI server, pull it through the real connectors into a lake, show
+/// the last complete month's KPIs and write its report (HTML and PDF, French and English).
 ///
 /// The demo starts from an empty lake: it empties a lake that an earlier demo made, and
 /// refuses any other non-empty directory.
@@ -83,17 +86,43 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     };
     start_afresh(&lake, &opts).await?;
     let started = std::time::Instant::now();
-    let summary = write_lake(&lake, &config, opts, |month, n| {
-        eprint!("\rgenerating {month}: {n:>6} tickets");
-    })
-    .await?;
     eprintln!(
-        "\rwrote {} tickets and {} events of the INSA group ({} to {}) into {} in {:.1} s",
-        summary.tickets,
-        summary.events,
+        "generating {} tickets of the INSA group ({} to {}) and serving them from 4 iTop and 4 GLPI servers on 127.0.0.1…",
+        opts.tickets,
         opts.start,
         opts.start.plus(opts.months as i32 - 1),
-        location,
+    );
+    let secret = crate::sources::fixtures::secret(&config, opts.seed);
+    // a fresh password per run, handed to the connectors in memory only
+    let password = format!("demo-{:x}", {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    });
+    let accounts = Accounts {
+        user: "ticketlake-demo".into(),
+        password,
+        token: None,
+        app_token: None,
+    };
+    let servers = loopback::start(&config, opts, &secret, accounts, Faults::default()).await?;
+    let mut config = config;
+    config.sources = servers.sources.clone();
+    let (reports, _) = super::pull::pull_and_report(
+        &lake,
+        &config,
+        &secret,
+        &PullOptions::default(),
+        None,
+        false,
+    )
+    .await?;
+    drop(servers);
+    let tickets: u64 = reports.iter().map(|r| r.tickets_read).sum();
+    let events: u64 = reports.iter().map(|r| r.events_read).sum();
+    eprintln!(
+        "pulled {tickets} tickets and {events} history rows from the 8 sources into {location} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let last: Month = opts.start.plus(opts.months as i32 - 1);

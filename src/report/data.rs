@@ -50,6 +50,8 @@ pub struct Freshness {
     pub watermark: Option<String>,
     /// Records held in the quarantine (all runs).
     pub quarantined: u64,
+    /// Why the source's history could not be read on its last pull.
+    pub history_unavailable: Option<String>,
 }
 
 /// Everything the report is made of.
@@ -914,7 +916,9 @@ pub fn build(
             let cov = hc.iter().find(|r| s(r, "source") == fr.source);
             let tickets = cov.and_then(|r| f(r, "tickets"));
             let without = cov.and_then(|r| f(r, "without_history"));
-            if cov.is_some_and(|r| f(r, "with_history") == Some(0.0)) {
+            if let Some(why) = &fr.history_unavailable {
+                notes.push(json!({"key": "history_unreadable", "source": fr.source, "detail": why}));
+            } else if cov.is_some_and(|r| f(r, "with_history") == Some(0.0)) {
                 notes.push(json!({"key": "source_without_history", "source": fr.source}));
             }
             vec![

@@ -168,6 +168,7 @@ pub async fn gather<'a>(
         let state = lake.state(&source).await?;
         freshness.push(Freshness {
             quarantined: quarantined(lake, &source).await?,
+            history_unavailable: state.as_ref().and_then(|s| s.history_unavailable.clone()),
             last_run: state.as_ref().map(|s| {
                 s.last_run
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
