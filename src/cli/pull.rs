@@ -57,7 +57,9 @@ fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(Utc.from_utc_datetime(&NaiveDateTime::from(d)));
     }
-    Err(format!("'{s}' is neither YYYY-MM-DD nor an RFC 3339 instant"))
+    Err(format!(
+        "'{s}' is neither YYYY-MM-DD nor an RFC 3339 instant"
+    ))
 }
 
 /// Progress bars on a terminal, a log line per source otherwise.
@@ -129,8 +131,14 @@ pub fn summary(reports: &[SourceReport]) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING);
     t.set_header([
-        "source", "tickets new", "updated", "events new", "updated", "unchanged",
-        "quarantined", "seconds",
+        "source",
+        "tickets new",
+        "updated",
+        "events new",
+        "updated",
+        "unchanged",
+        "quarantined",
+        "seconds",
     ]);
     for r in reports {
         let c = &r.counts;
@@ -171,7 +179,9 @@ pub async fn pull_and_report(
             lake.location
         );
     } else if quarantined > 0 && !quiet {
-        eprintln!("{quarantined} records went to the quarantine (_quarantine/<source>/ in the lake)");
+        eprintln!(
+            "{quarantined} records went to the quarantine (_quarantine/<source>/ in the lake)"
+        );
     }
     Ok((reports, over))
 }
@@ -186,7 +196,18 @@ pub async fn run(args: PullArgs) -> Result<ExitCode> {
         full: args.full,
         since: args.since,
     };
-    let (_, over) =
-        pull_and_report(&lake, &config, &secret, &opts, args.max_quarantine, args.quiet).await?;
-    Ok(if over { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let (_, over) = pull_and_report(
+        &lake,
+        &config,
+        &secret,
+        &opts,
+        args.max_quarantine,
+        args.quiet,
+    )
+    .await?;
+    Ok(if over {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -35,6 +35,8 @@ pub struct Lake {
     pub store: Arc<dyn ObjectStore>,
     /// What the user gave, for messages.
     pub location: String,
+    /// The directory of a local lake.
+    pub local_root: Option<std::path::PathBuf>,
 }
 
 impl Lake {
@@ -70,6 +72,7 @@ impl Lake {
         Ok(Lake {
             store: Arc::new(store),
             location: location.to_string(),
+            local_root: Some(path),
         })
     }
 
@@ -78,6 +81,7 @@ impl Lake {
         Lake {
             store,
             location: location.to_string(),
+            local_root: None,
         }
     }
 
@@ -126,6 +130,35 @@ impl Lake {
             }
         }
         Ok(out.into_iter().collect())
+    }
+
+    /// Removes the staging files a killed writer left in a local lake (`…parquet#3`: the
+    /// local store writes each object beside its name, then renames it). Readers never
+    /// list them; this only reclaims their space. Call it under the lake's lock.
+    pub fn sweep_staging(&self) -> Result<usize> {
+        fn walk(dir: &std::path::Path, removed: &mut usize) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    walk(&path, removed)?;
+                } else if path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains('#'))
+                {
+                    std::fs::remove_file(&path)?;
+                    *removed += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut removed = 0;
+        if let Some(root) = &self.local_root {
+            walk(root, &mut removed)
+                .with_context(|| format!("cleaning staging files of lake '{}'", self.location))?;
+        }
+        Ok(removed)
     }
 
     /// Deletes every object of the lake (used by `demo` on its own lakes only).

@@ -277,8 +277,10 @@ impl LakeWriter {
                 .written_keys
                 .as_ref()
                 .and_then(|k| k.get(&(source.clone(), table)));
-            self.per_source.entry(source.clone()).or_default().quarantined +=
-                rejected.len() as u64;
+            self.per_source
+                .entry(source.clone())
+                .or_default()
+                .quarantined += rejected.len() as u64;
             self.summary.quarantined += rejected.len() as u64;
             write_quarantine(&self.lake, &source, table, rejected, written, run).await?;
         }
@@ -323,17 +325,15 @@ async fn write_quarantine(
     written: Option<&std::collections::HashSet<String>>,
     run: DateTime<Utc>,
 ) -> Result<()> {
-    let path = object_store::path::Path::from(format!(
-        "_quarantine/{source}/{}.jsonl",
-        table.name()
-    ));
+    let path =
+        object_store::path::Path::from(format!("_quarantine/{source}/{}.jsonl", table.name()));
     let mut lines: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
     let existed = match lake.store.get(&path).await {
         Ok(r) => {
             let bytes = r.bytes().await?;
             for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let v: serde_json::Value = serde_json::from_slice(line)
-                    .with_context(|| format!("reading {path}"))?;
+                let v: serde_json::Value =
+                    serde_json::from_slice(line).with_context(|| format!("reading {path}"))?;
                 let key = v["key"].as_str().unwrap_or_default().to_string();
                 let reason = v["reason"].as_str().unwrap_or_default().to_string();
                 lines.insert((key, reason), v);
@@ -345,9 +345,7 @@ async fn write_quarantine(
     };
     let before = lines.clone();
     let fresh: std::collections::HashSet<&str> = rejected.iter().map(|r| r.key.as_str()).collect();
-    lines.retain(|(k, _), _| {
-        !fresh.contains(k.as_str()) && written.is_none_or(|w| !w.contains(k))
-    });
+    lines.retain(|(k, _), _| !fresh.contains(k.as_str()) && written.is_none_or(|w| !w.contains(k)));
     for r in rejected {
         let first_seen = before
             .get(&(r.key.clone(), r.reason.clone()))
@@ -426,7 +424,13 @@ async fn write_partition(
     let mut counts = compare(table, &old, &new)?;
     let new_rows: usize = new.iter().map(|b| b.num_rows()).sum();
     if counts.new == 0 && counts.updated == 0 && old_paths.len() == 1 {
-        tracing::debug!(table = table.name(), source, month, new_rows, "partition unchanged");
+        tracing::debug!(
+            table = table.name(),
+            source,
+            month,
+            new_rows,
+            "partition unchanged"
+        );
         return Ok(counts);
     }
     let batches: Vec<RecordBatch> = old.into_iter().chain(new).collect();

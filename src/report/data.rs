@@ -917,7 +917,8 @@ pub fn build(
             let tickets = cov.and_then(|r| f(r, "tickets"));
             let without = cov.and_then(|r| f(r, "without_history"));
             if let Some(why) = &fr.history_unavailable {
-                notes.push(json!({"key": "history_unreadable", "source": fr.source, "detail": why}));
+                notes
+                    .push(json!({"key": "history_unreadable", "source": fr.source, "detail": why}));
             } else if cov.is_some_and(|r| f(r, "with_history") == Some(0.0)) {
                 notes.push(json!({"key": "source_without_history", "source": fr.source}));
             }

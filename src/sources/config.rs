@@ -79,6 +79,9 @@ pub struct SourceConfig {
     /// Retries of a request on timeouts, 429 and 5xx.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// First wait before a retry, milliseconds; doubled at each retry, plus jitter.
+    #[serde(default = "default_backoff")]
+    pub backoff_ms: u64,
     /// Source attribute codes of canonical fields the stock model lacks (custom fields):
     /// `origin`, `effort_minutes`, `requester_profile`, `satisfaction`.
     #[serde(default)]
@@ -179,6 +182,9 @@ fn default_timeout() -> f64 {
 fn default_retries() -> u32 {
     4
 }
+fn default_backoff() -> u64 {
+    500
+}
 fn default_files_format() -> String {
     "csv".into()
 }
@@ -201,7 +207,11 @@ impl SourceConfig {
             );
         }
         if !crate::model::values::DESKS.contains(&self.desk.as_str()) {
-            bail!("{}: desk must be group or school, not '{}'", ctx(), self.desk);
+            bail!(
+                "{}: desk must be group or school, not '{}'",
+                ctx(),
+                self.desk
+            );
         }
         self.tz().with_context(ctx)?;
         match self.kind {
@@ -216,7 +226,9 @@ impl SourceConfig {
                         ctx()
                     );
                 }
-                if self.kind == SourceKind::Itop && !["1.3", "1.4"].contains(&self.api_version.as_str()) {
+                if self.kind == SourceKind::Itop
+                    && !["1.3", "1.4"].contains(&self.api_version.as_str())
+                {
                     bail!("{}: api_version must be 1.3 or 1.4", ctx());
                 }
             }

@@ -81,11 +81,9 @@ fn read_file(path: &Path, files: &FilesConfig) -> Result<Vec<RecordBatch>> {
             .collect::<Result<_, _>>()
             .with_context(|| format!("reading {}", path.display()))?
     } else {
-        let (schema, _) = arrow::json::reader::infer_json_schema(
-            std::io::BufReader::new(&file),
-            None,
-        )
-        .with_context(|| format!("reading {}", path.display()))?;
+        let (schema, _) =
+            arrow::json::reader::infer_json_schema(std::io::BufReader::new(&file), None)
+                .with_context(|| format!("reading {}", path.display()))?;
         let file = std::fs::File::open(path)?;
         let batches: Vec<RecordBatch> = arrow::json::ReaderBuilder::new(Arc::new(schema))
             .with_batch_size(64 * 1024)
@@ -132,7 +130,9 @@ fn rows(
                 schema
                     .index_of(column)
                     .map(|i| (canonical, i))
-                    .with_context(|| format!("{file_name}: no column '{column}' (mapped to {canonical})"))
+                    .with_context(|| {
+                        format!("{file_name}: no column '{column}' (mapped to {canonical})")
+                    })
             })
             .collect::<Result<_>>()?;
         let identity_columns: Vec<&str> = IDENTITIES
@@ -199,7 +199,8 @@ fn ticket_of(id: &str, v: &BTreeMap<String, String>, record: serde_json::Value) 
         origin: g("origin"),
         satisfaction: g("satisfaction"),
         reopen_count: g("reopen_count").and_then(|s| s.parse().ok()),
-        source_sla_met: g("source_sla_met").map(|s| matches!(s.to_lowercase().as_str(), "true" | "yes" | "1")),
+        source_sla_met: g("source_sla_met")
+            .map(|s| matches!(s.to_lowercase().as_str(), "true" | "yes" | "1")),
         effort_minutes: g("effort_minutes"),
     }
 }
@@ -211,12 +212,19 @@ pub fn read(
     _since: Option<i64>,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Pulled> {
-    let files = source.files.as_ref().context("a files source needs [sources.files]")?;
+    let files = source
+        .files
+        .as_ref()
+        .context("a files source needs [sources.files]")?;
     let dates = super::normalize::LocalDates::new(source.tz()?, &files.timestamp_format);
     let mut pulled = Pulled::default();
     let mut all_rows = Vec::new();
     for path in paths(files)? {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         let batches = read_file(&path, files)?;
         all_rows.extend(rows(&batches, files, &name, pseudo)?);
     }

@@ -64,10 +64,23 @@ pub const DEFAULTS: Defaults = &[
     ("kind", &[("1", "incident"), ("2", "service_request")]),
     (
         "priority",
-        &[("6", "1"), ("5", "1"), ("4", "2"), ("3", "3"), ("2", "4"), ("1", "4")],
+        &[
+            ("6", "1"),
+            ("5", "1"),
+            ("4", "2"),
+            ("3", "3"),
+            ("2", "4"),
+            ("1", "4"),
+        ],
     ),
-    ("urgency", &[("5", "1"), ("4", "2"), ("3", "3"), ("2", "4"), ("1", "4")]),
-    ("impact", &[("5", "1"), ("4", "2"), ("3", "3"), ("2", "4"), ("1", "4")]),
+    (
+        "urgency",
+        &[("5", "1"), ("4", "2"), ("3", "3"), ("2", "4"), ("1", "4")],
+    ),
+    (
+        "impact",
+        &[("5", "1"), ("4", "2"), ("3", "3"), ("2", "4"), ("1", "4")],
+    ),
     (
         "channel",
         &[
@@ -83,7 +96,9 @@ pub const DEFAULTS: Defaults = &[
 ];
 
 /// The search columns, in `forcedisplay` order.
-pub const COLUMNS: &[u32] = &[2, 1, 12, 14, 3, 10, 11, 15, 16, 17, 19, 80, 7, 9, 4, 5, 8, 45];
+pub const COLUMNS: &[u32] = &[
+    2, 1, 12, 14, 3, 10, 11, 15, 16, 17, 19, 80, 7, 9, 4, 5, 8, 45,
+];
 
 /// GLPI's `Log` linked actions used here.
 pub const LOG_FIELD: i64 = 0;
@@ -110,8 +125,12 @@ impl<'a> Glpi<'a> {
         let authorization = match source.secret(&source.token_env, "GLPI user token")? {
             Some(t) => format!("user_token {t}"),
             None => {
-                let user = source.secret(&source.user_env, "GLPI login")?.unwrap_or_default();
-                let pwd = source.secret(&source.password_env, "GLPI password")?.unwrap_or_default();
+                let user = source
+                    .secret(&source.user_env, "GLPI login")?
+                    .unwrap_or_default();
+                let pwd = source
+                    .secret(&source.password_env, "GLPI password")?
+                    .unwrap_or_default();
                 format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pwd}"))
@@ -119,8 +138,18 @@ impl<'a> Glpi<'a> {
             }
         };
         Ok(Glpi {
-            http: Http::new(&source.id, source.timeout_s, source.retries)?,
-            base: source.url.clone().unwrap_or_default().trim_end_matches('/').to_string(),
+            http: Http::new(
+                &source.id,
+                source.timeout_s,
+                source.retries,
+                source.backoff_ms,
+            )?,
+            base: source
+                .url
+                .clone()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_string(),
             app_token: source.secret(&source.app_token_env, "GLPI App-Token")?,
             authorization,
             pseudo,
@@ -129,7 +158,12 @@ impl<'a> Glpi<'a> {
         })
     }
 
-    fn request(&self, method: reqwest::Method, path: &str, session: Option<&str>) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        session: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self
             .http
             .client()
@@ -151,10 +185,17 @@ impl<'a> Glpi<'a> {
         }
     }
 
-    async fn get_json(&self, what: &str, path: &str, session: &str) -> Result<(Value, Option<String>, u16)> {
+    async fn get_json(
+        &self,
+        what: &str,
+        path: &str,
+        session: &str,
+    ) -> Result<(Value, Option<String>, u16)> {
         let a = self
             .http
-            .send(what, || self.request(reqwest::Method::GET, path, Some(session)))
+            .send(what, || {
+                self.request(reqwest::Method::GET, path, Some(session))
+            })
             .await?;
         let status = a.status.as_u16();
         if status == 400 && Self::error_text(&a.body).contains("ERROR_RANGE_EXCEED_TOTAL") {
@@ -168,8 +209,12 @@ impl<'a> Glpi<'a> {
                 Self::error_text(&a.body)
             );
         }
-        let v = serde_json::from_slice(&a.body)
-            .with_context(|| format!("source '{}': {what}: the answer is not JSON", self.source.id))?;
+        let v = serde_json::from_slice(&a.body).with_context(|| {
+            format!(
+                "source '{}': {what}: the answer is not JSON",
+                self.source.id
+            )
+        })?;
         Ok((v, a.content_range, status))
     }
 
@@ -177,7 +222,9 @@ impl<'a> Glpi<'a> {
     async fn open(&self) -> Result<String> {
         let a = self
             .http
-            .send("initSession", || self.request(reqwest::Method::GET, "initSession", None))
+            .send("initSession", || {
+                self.request(reqwest::Method::GET, "initSession", None)
+            })
             .await?;
         if !a.status.is_success() {
             bail!(
@@ -187,12 +234,21 @@ impl<'a> Glpi<'a> {
                 Self::error_text(&a.body)
             );
         }
-        let v: Value = serde_json::from_slice(&a.body)
-            .with_context(|| format!("source '{}': initSession: the answer is not JSON", self.source.id))?;
+        let v: Value = serde_json::from_slice(&a.body).with_context(|| {
+            format!(
+                "source '{}': initSession: the answer is not JSON",
+                self.source.id
+            )
+        })?;
         let token = v
             .get("session_token")
             .and_then(Value::as_str)
-            .with_context(|| format!("source '{}': initSession gave no session_token", self.source.id))?
+            .with_context(|| {
+                format!(
+                    "source '{}': initSession gave no session_token",
+                    self.source.id
+                )
+            })?
             .to_string();
         if let Some(entity) = self.source.entity {
             let body = serde_json::json!({"entities_id": entity, "is_recursive": true}).to_string();
@@ -226,8 +282,10 @@ impl<'a> Glpi<'a> {
 
     async fn close(&self, token: &str) {
         let r = self
-            .request(reqwest::Method::GET, "killSession", Some(token))
-            .send()
+            .http
+            .send("killSession", || {
+                self.request(reqwest::Method::GET, "killSession", Some(token))
+            })
             .await;
         if let Err(e) = r {
             tracing::warn!(source = %self.source.id, "killSession failed: {e}");
@@ -240,21 +298,38 @@ impl<'a> Glpi<'a> {
         let mut out = vec![("session".to_string(), Ok("opened".to_string()))];
         let result = async {
             let (_, range, _) = self
-                .get_json("search/Ticket", "search/Ticket?range=0-0&forcedisplay[0]=2", &token)
+                .get_json(
+                    "search/Ticket",
+                    "search/Ticket?range=0-0&forcedisplay[0]=2",
+                    &token,
+                )
                 .await?;
-            out.push(("tickets".into(), Ok(format!("readable ({})", range.unwrap_or_default()))));
+            out.push((
+                "tickets".into(),
+                Ok(format!("readable ({})", range.unwrap_or_default())),
+            ));
             let first = self.get_json("Ticket", "Ticket/?range=0-0", &token).await;
             let id = first
                 .ok()
                 .and_then(|(v, _, _)| v.as_array()?.first()?.get("id").and_then(str_of));
             match id {
-                Some(id) => match self.get_json("Ticket Log", &format!("Ticket/{id}/Log?range=0-0"), &token).await {
+                Some(id) => match self
+                    .get_json("Ticket Log", &format!("Ticket/{id}/Log?range=0-0"), &token)
+                    .await
+                {
                     Ok(_) => out.push(("history".into(), Ok("readable".into()))),
                     Err(e) => out.push(("history".into(), Err(format!("{e:#}")))),
                 },
                 None => out.push(("history".into(), Err("no ticket to try".into()))),
             }
-            match self.get_json("TicketSatisfaction", "TicketSatisfaction/?range=0-0", &token).await {
+            match self
+                .get_json(
+                    "TicketSatisfaction",
+                    "TicketSatisfaction/?range=0-0",
+                    &token,
+                )
+                .await
+            {
                 Ok(_) => out.push(("satisfaction".into(), Ok("readable".into()))),
                 Err(e) => out.push(("satisfaction".into(), Err(format!("{e:#}")))),
             }
@@ -267,14 +342,23 @@ impl<'a> Glpi<'a> {
     }
 
     /// Pulls the tickets changed since `since` (UTC µs) and their histories.
-    pub async fn pull(&self, since: Option<i64>, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Pulled> {
+    pub async fn pull(
+        &self,
+        since: Option<i64>,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Pulled> {
         let token = self.open().await?;
         let result = self.pull_in(&token, since, progress).await;
         self.close(&token).await;
         result
     }
 
-    async fn pull_in(&self, token: &str, since: Option<i64>, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Pulled> {
+    async fn pull_in(
+        &self,
+        token: &str,
+        since: Option<i64>,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Pulled> {
         let mut pulled = Pulled::default();
         let mut rows: Vec<(Value, bool)> = Vec::new();
         let mut seen = HashSet::new();
@@ -292,14 +376,21 @@ impl<'a> Glpi<'a> {
                     urlencode(&local)
                 ));
             }
-            query.push_str(&format!("is_deleted={}&sort=2&order=ASC", u8::from(deleted)));
+            query.push_str(&format!(
+                "is_deleted={}&sort=2&order=ASC",
+                u8::from(deleted)
+            ));
             loop {
                 let path = format!("{query}&range={start}-{}", start + page - 1);
                 let (v, range, _) = self.get_json("search/Ticket", &path, token).await?;
                 let total = range
                     .as_deref()
                     .and_then(|r| r.rsplit('/').next()?.parse::<usize>().ok())
-                    .or_else(|| v.get("totalcount").and_then(Value::as_u64).map(|n| n as usize));
+                    .or_else(|| {
+                        v.get("totalcount")
+                            .and_then(Value::as_u64)
+                            .map(|n| n as usize)
+                    });
                 let data = match v.get("data") {
                     Some(Value::Array(a)) => a.clone(),
                     _ => Vec::new(),
@@ -327,16 +418,22 @@ impl<'a> Glpi<'a> {
             let (v, range, _) = self.get_json("TicketSatisfaction", &path, token).await?;
             let Some(items) = v.as_array() else { break };
             for s in items {
-                let Some(t) = str_of(&s["tickets_id"]) else { continue };
+                let Some(t) = str_of(&s["tickets_id"]) else {
+                    continue;
+                };
                 let answered = str_of(&s["date_answered"]).is_some_and(|d| !d.is_empty());
                 if answered && ids.contains(&t) {
-                    if let Some(x) = str_of(&s["satisfaction_scaled_to_5"]).or_else(|| str_of(&s["satisfaction"])) {
+                    if let Some(x) = str_of(&s["satisfaction_scaled_to_5"])
+                        .or_else(|| str_of(&s["satisfaction"]))
+                    {
                         satisfaction.insert(t, x);
                     }
                 }
             }
             start += page;
-            let total = range.as_deref().and_then(|r| r.rsplit('/').next()?.parse::<usize>().ok());
+            let total = range
+                .as_deref()
+                .and_then(|r| r.rsplit('/').next()?.parse::<usize>().ok());
             if items.len() < page || total.is_some_and(|t| start >= t) {
                 break;
             }
@@ -359,7 +456,9 @@ impl<'a> Glpi<'a> {
                     let n = items.len();
                     all.extend(items.iter().cloned());
                     start += 1000;
-                    let total = range.as_deref().and_then(|r| r.rsplit('/').next()?.parse::<usize>().ok());
+                    let total = range
+                        .as_deref()
+                        .and_then(|r| r.rsplit('/').next()?.parse::<usize>().ok());
                     if n < 1000 || total.is_some_and(|t| start >= t) {
                         break;
                     }
@@ -389,7 +488,12 @@ impl<'a> Glpi<'a> {
         Ok(pulled)
     }
 
-    fn ticket(&self, row: &Value, deleted: bool, satisfaction: &HashMap<String, String>) -> RawTicket {
+    fn ticket(
+        &self,
+        row: &Value,
+        deleted: bool,
+        satisfaction: &HashMap<String, String>,
+    ) -> RawTicket {
         let get = |k: &str| str_of(&row[k]).filter(|s| !s.is_empty());
         let id = get("2").unwrap_or_default();
         let category = get("7").unwrap_or_default();
@@ -399,7 +503,9 @@ impl<'a> Glpi<'a> {
         let rest: Vec<&str> = parts.collect();
         let sub = (!rest.is_empty()).then(|| rest.join(" > "));
         let entity = get("80").map(|e| e.rsplit(" > ").next().unwrap_or(&e).trim().to_string());
-        let first = |v: Option<String>| v.map(|s| s.split("$$##$$").next().unwrap_or("").trim().to_string());
+        let first = |v: Option<String>| {
+            v.map(|s| s.split("$$##$$").next().unwrap_or("").trim().to_string())
+        };
         let mut record = row.clone();
         scrub(&mut record, &["4", "5"], self.pseudo);
         RawTicket {
@@ -414,11 +520,19 @@ impl<'a> Glpi<'a> {
             urgency: get("10"),
             priority: get("3"),
             channel: get("9"),
-            requester: first(get("4")).filter(|s| !s.is_empty()).map(|s| self.pseudo.pseudonym(&s)),
+            requester: first(get("4"))
+                .filter(|s| !s.is_empty())
+                .map(|s| self.pseudo.pseudonym(&s)),
             profile: None,
             team: first(get("8")).filter(|s| !s.is_empty()),
-            agent: first(get("5")).filter(|s| !s.is_empty()).map(|s| self.pseudo.pseudonym(&s)),
-            status: if deleted { Some("canceled".into()) } else { get("12") },
+            agent: first(get("5"))
+                .filter(|s| !s.is_empty())
+                .map(|s| self.pseudo.pseudonym(&s)),
+            status: if deleted {
+                Some("canceled".into())
+            } else {
+                get("12")
+            },
             created_at: get("15"),
             assigned_at: None,
             resolved_at: get("17"),
@@ -438,14 +552,22 @@ impl<'a> Glpi<'a> {
         let key = |v: &Value| {
             (
                 str_of(&v["date_mod"]).unwrap_or_default(),
-                str_of(&v["id"]).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
+                str_of(&v["id"])
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0),
             )
         };
         items.sort_by_key(key);
         let mut status: Option<String> = None;
         for item in items {
-            let action = item["linked_action"].as_i64().or_else(|| str_of(&item["linked_action"])?.parse().ok()).unwrap_or(-1);
-            let option = item["id_search_option"].as_i64().or_else(|| str_of(&item["id_search_option"])?.parse().ok()).unwrap_or(-1);
+            let action = item["linked_action"]
+                .as_i64()
+                .or_else(|| str_of(&item["linked_action"])?.parse().ok())
+                .unwrap_or(-1);
+            let option = item["id_search_option"]
+                .as_i64()
+                .or_else(|| str_of(&item["id_search_option"])?.parse().ok())
+                .unwrap_or(-1);
             let link = str_of(&item["itemtype_link"]).unwrap_or_default();
             let change = match action {
                 LOG_CREATE_ITEM => Some(RawChange::Created),
@@ -468,11 +590,14 @@ impl<'a> Glpi<'a> {
                 _ => {}
             }
             let Some(id) = str_of(&item["id"]) else {
-                pulled.rejected.push((Table::Events, Rejected {
+                pulled.rejected.push((
+                    Table::Events,
+                    Rejected {
                         key: format!("{ticket_id}:?"),
                         record: item,
                         reason: "log row without id".into(),
-                    }));
+                    },
+                ));
                 continue;
             };
             let actor = str_of(&item["user_name"])
@@ -496,7 +621,9 @@ impl<'a> Glpi<'a> {
 /// `"name (12)"` → `"name"`.
 pub fn strip_id(v: &str) -> String {
     match v.rfind(" (") {
-        Some(i) if v.ends_with(')') && v[i + 2..v.len() - 1].chars().all(|c| c.is_ascii_digit()) => {
+        Some(i)
+            if v.ends_with(')') && v[i + 2..v.len() - 1].chars().all(|c| c.is_ascii_digit()) =>
+        {
             v[..i].to_string()
         }
         _ => v.to_string(),

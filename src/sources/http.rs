@@ -27,17 +27,13 @@ pub struct Answer {
 }
 
 impl Http {
-    pub fn new(source: &str, timeout_s: f64, retries: u32) -> Result<Http> {
+    pub fn new(source: &str, timeout_s: f64, retries: u32, backoff_ms: u64) -> Result<Http> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs_f64(timeout_s))
             .connect_timeout(Duration::from_secs_f64(timeout_s.min(10.0)))
             .user_agent(concat!("ticketlake/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let base_delay = std::env::var("TICKETLAKE_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(Duration::from_millis(500));
+        let base_delay = Duration::from_millis(backoff_ms);
         Ok(Http {
             client,
             source: source.to_string(),
@@ -61,9 +57,13 @@ impl Http {
                 Ok(resp) => {
                     let status = resp.status();
                     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                        let body = resp.bytes().await.unwrap_or_default();
+                        let text =
+                            String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
                         bail!(
-                            "source '{}': {what} was refused ({status}): check the credentials named in the config and the account's rights",
-                            self.source
+                            "source '{}': {what} was refused ({status}: {}): check the credentials named in the config and the account's rights",
+                            self.source,
+                            text.trim()
                         );
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -79,7 +79,11 @@ impl Http {
                         after
                     } else {
                         return read(resp).await.map_err(|e| {
-                            anyhow::anyhow!("source '{}': {what}: reading the answer: {}", self.source, clean(&e))
+                            anyhow::anyhow!(
+                                "source '{}': {what}: reading the answer: {}",
+                                self.source,
+                                clean(&e)
+                            )
                         });
                     }
                 }

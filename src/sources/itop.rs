@@ -62,7 +62,14 @@ pub const DEFAULTS: Defaults = &[
             ("rejected", "canceled"),
         ],
     ),
-    ("kind", &[("service_request", "service_request"), ("incident", "incident"), ("assistance", "assistance")]),
+    (
+        "kind",
+        &[
+            ("service_request", "service_request"),
+            ("incident", "incident"),
+            ("assistance", "assistance"),
+        ],
+    ),
     (
         "channel",
         &[
@@ -74,7 +81,10 @@ pub const DEFAULTS: Defaults = &[
             ("monitoring", "other"),
         ],
     ),
-    ("satisfaction", &[("1", "5"), ("2", "4"), ("3", "2"), ("4", "1")]),
+    (
+        "satisfaction",
+        &[("1", "5"), ("2", "4"), ("3", "2"), ("4", "1")],
+    ),
 ];
 
 /// The history dates' format: iTop writes change-op dates this way whatever its display format.
@@ -92,7 +102,11 @@ const IDENTITY_FIELDS: &[&str] = &[
 ];
 
 enum Auth {
-    Login { user: String, password: String, basic: bool },
+    Login {
+        user: String,
+        password: String,
+        basic: bool,
+    },
     Token(String),
 }
 
@@ -115,7 +129,11 @@ pub struct ItopError {
 
 impl<'a> Itop<'a> {
     pub fn new(source: &'a SourceConfig, pseudo: &'a Pseudonymizer) -> Result<Itop<'a>> {
-        let base = source.url.as_deref().unwrap_or_default().trim_end_matches('/');
+        let base = source
+            .url
+            .as_deref()
+            .unwrap_or_default()
+            .trim_end_matches('/');
         let endpoint = if base.ends_with("rest.php") {
             format!("{base}?version={}", source.api_version)
         } else {
@@ -124,13 +142,22 @@ impl<'a> Itop<'a> {
         let auth = match source.secret(&source.token_env, "iTop token")? {
             Some(t) => Auth::Token(t),
             None => Auth::Login {
-                user: source.secret(&source.user_env, "iTop login")?.unwrap_or_default(),
-                password: source.secret(&source.password_env, "iTop password")?.unwrap_or_default(),
+                user: source
+                    .secret(&source.user_env, "iTop login")?
+                    .unwrap_or_default(),
+                password: source
+                    .secret(&source.password_env, "iTop password")?
+                    .unwrap_or_default(),
                 basic: source.basic_auth,
             },
         };
         Ok(Itop {
-            http: Http::new(&source.id, source.timeout_s, source.retries)?,
+            http: Http::new(
+                &source.id,
+                source.timeout_s,
+                source.retries,
+                source.backoff_ms,
+            )?,
             endpoint,
             auth,
             pseudo,
@@ -148,10 +175,18 @@ impl<'a> Itop<'a> {
                 let mut form: Vec<(&str, &str)> = vec![("json_data", &json_data)];
                 let mut req = self.http.client().post(&self.endpoint);
                 match &self.auth {
-                    Auth::Login { user, password, basic: true } => {
+                    Auth::Login {
+                        user,
+                        password,
+                        basic: true,
+                    } => {
                         req = req.basic_auth(user, Some(password));
                     }
-                    Auth::Login { user, password, basic: false } => {
+                    Auth::Login {
+                        user,
+                        password,
+                        basic: false,
+                    } => {
                         form.push(("auth_user", user));
                         form.push(("auth_pwd", password));
                     }
@@ -219,7 +254,10 @@ impl<'a> Itop<'a> {
             let op = json!({"operation": "core/get", "class": class, "key": format!("SELECT {class}"), "output_fields": "id", "limit": 1, "page": 1});
             let what = format!("core/get {class}");
             match self.call(&what, &op).await? {
-                Ok(v) => out.push((format!("tickets ({class})"), Ok(found(&v).to_string() + " readable"))),
+                Ok(v) => out.push((
+                    format!("tickets ({class})"),
+                    Ok(found(&v).to_string() + " readable"),
+                )),
                 Err(e) if e.code == 1 && e.message.contains("permissions") => {
                     out.push((format!("tickets ({class})"), Err(e.message)))
                 }
@@ -245,7 +283,10 @@ impl<'a> Itop<'a> {
     async fn history_right(&self) -> Result<Option<String>> {
         let op = json!({"operation": "core/get", "class": "CMDBChangeOpSetAttributeScalar",
             "key": "SELECT CMDBChangeOpSetAttributeScalar WHERE id = 0", "output_fields": "id", "limit": 1, "page": 1});
-        match self.call("core/get CMDBChangeOpSetAttributeScalar", &op).await? {
+        match self
+            .call("core/get CMDBChangeOpSetAttributeScalar", &op)
+            .await?
+        {
             Ok(_) => Ok(None),
             Err(e) if e.code == 1 => Ok(Some(format!(
                 "{} (stock iTop lets only an Administrator with the REST Services User profile read history)",
@@ -257,10 +298,24 @@ impl<'a> Itop<'a> {
 
     fn output_fields(&self, class: &str) -> String {
         let mut f: Vec<&str> = vec![
-            "ref", "org_name", "caller_id_friendlyname", "team_id_friendlyname",
-            "agent_id_friendlyname", "status", "impact", "urgency", "priority", "origin",
-            "service_name", "servicesubcategory_name", "start_date", "assignment_date",
-            "resolution_date", "close_date", "last_update", "sla_ttr_passed",
+            "ref",
+            "org_name",
+            "caller_id_friendlyname",
+            "team_id_friendlyname",
+            "agent_id_friendlyname",
+            "status",
+            "impact",
+            "urgency",
+            "priority",
+            "origin",
+            "service_name",
+            "servicesubcategory_name",
+            "start_date",
+            "assignment_date",
+            "resolution_date",
+            "close_date",
+            "last_update",
+            "sla_ttr_passed",
         ];
         if class != "Incident" {
             f.push("request_type");
@@ -275,7 +330,11 @@ impl<'a> Itop<'a> {
 
     /// Pulls the tickets changed since `since` (UTC µs; everything when None) and their
     /// histories. `progress(done, total)` follows the tickets.
-    pub async fn pull(&self, since: Option<i64>, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Pulled> {
+    pub async fn pull(
+        &self,
+        since: Option<i64>,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Pulled> {
         let mut pulled = Pulled::default();
         let teams = self.teams().await?;
         let mut ids_of_class: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
@@ -300,7 +359,10 @@ impl<'a> Itop<'a> {
                 let op = json!({"operation": "core/get", "class": class, "key": key,
                     "output_fields": self.output_fields(class), "limit": self.source.page_size, "page": 1});
                 let what = format!("core/get {class}");
-                let v = self.call(&what, &op).await?.map_err(|e| self.fail(&what, e))?;
+                let v = self
+                    .call(&what, &op)
+                    .await?
+                    .map_err(|e| self.fail(&what, e))?;
                 if cursor.is_none() {
                     total += found(&v);
                 }
@@ -317,11 +379,14 @@ impl<'a> Itop<'a> {
                         .and_then(|s| s.parse::<u64>().ok())
                         .or_else(|| k.rsplit("::").next()?.parse().ok());
                     let Some(id) = id else {
-                        pulled.rejected.push((crate::model::Table::Tickets, crate::lake::validate::Rejected {
-                            key: k.clone(),
-                            record: obj.clone(),
-                            reason: format!("object '{k}' has no numeric key"),
-                        }));
+                        pulled.rejected.push((
+                            crate::model::Table::Tickets,
+                            crate::lake::validate::Rejected {
+                                key: k.clone(),
+                                record: obj.clone(),
+                                reason: format!("object '{k}' has no numeric key"),
+                            },
+                        ));
                         continue;
                     };
                     lowest = lowest.min(id);
@@ -329,7 +394,10 @@ impl<'a> Itop<'a> {
                         continue;
                     }
                     let t = self.ticket(class, obj.get("fields").cloned().unwrap_or(Value::Null));
-                    ids_of_class.entry(class.clone()).or_default().push((id, t.ticket_id.clone()));
+                    ids_of_class
+                        .entry(class.clone())
+                        .or_default()
+                        .push((id, t.ticket_id.clone()));
                     pulled.tickets.push(t);
                     done += 1;
                 }
@@ -348,16 +416,26 @@ impl<'a> Itop<'a> {
         for (class, ids) in &ids_of_class {
             let refs: HashMap<u64, &str> = ids.iter().map(|(i, r)| (*i, r.as_str())).collect();
             for chunk in ids.chunks(HISTORY_CHUNK) {
-                let list = chunk.iter().map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(",");
+                let list = chunk
+                    .iter()
+                    .map(|(i, _)| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
                 for (op_class, extra, fields) in [
-                    ("CMDBChangeOpCreate", String::new(), "id,date,objkey,user_id_friendlyname"),
+                    (
+                        "CMDBChangeOpCreate",
+                        String::new(),
+                        "id,date,objkey,user_id_friendlyname",
+                    ),
                     (
                         "CMDBChangeOpSetAttributeScalar",
                         " AND attcode IN ('status','team_id','priority')".to_string(),
                         "id,date,objkey,attcode,oldvalue,newvalue,user_id_friendlyname",
                     ),
                 ] {
-                    let key = format!("SELECT {op_class} WHERE objclass = '{class}' AND objkey IN ({list}){extra}");
+                    let key = format!(
+                        "SELECT {op_class} WHERE objclass = '{class}' AND objkey IN ({list}){extra}"
+                    );
                     let op = json!({"operation": "core/get", "class": op_class, "key": key, "output_fields": fields});
                     let what = format!("core/get {op_class}");
                     let v = match self.call(&what, &op).await? {
@@ -481,12 +559,16 @@ impl<'a> Itop<'a> {
         teams: &HashMap<String, String>,
     ) -> std::result::Result<Option<RawEvent>, String> {
         let f = &obj["fields"];
-        let id = str_of(&obj["key"]).or_else(|| str_of(&f["id"])).ok_or("no id")?;
+        let id = str_of(&obj["key"])
+            .or_else(|| str_of(&f["id"]))
+            .ok_or("no id")?;
         let objkey: u64 = str_of(&f["objkey"])
             .and_then(|s| s.parse().ok())
             .ok_or("no objkey")?;
         let ticket_id = refs.get(&objkey).ok_or("not a ticket of this pull")?;
-        let at = str_of(&f["date"]).filter(|s| !s.is_empty()).ok_or("no date")?;
+        let at = str_of(&f["date"])
+            .filter(|s| !s.is_empty())
+            .ok_or("no date")?;
         let team = |v: Option<String>| {
             v.filter(|s| !s.is_empty() && s != "0")
                 .map(|s| teams.get(&s).cloned().unwrap_or(s))
@@ -504,7 +586,11 @@ impl<'a> Itop<'a> {
             }
         };
         let mut record = f.clone();
-        scrub(&mut record, &["user_id", "user_id_friendlyname", "userinfo"], self.pseudo);
+        scrub(
+            &mut record,
+            &["user_id", "user_id_friendlyname", "userinfo"],
+            self.pseudo,
+        );
         Ok(Some(RawEvent {
             event_id: id,
             ticket_id: ticket_id.to_string(),

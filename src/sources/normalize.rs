@@ -185,7 +185,9 @@ impl<'a> Normalizer<'a> {
             org.insert(k.to_lowercase(), v);
         }
         let format = match &source.files {
-            Some(f) if source.kind == super::config::SourceKind::Files => f.timestamp_format.as_str(),
+            Some(f) if source.kind == super::config::SourceKind::Files => {
+                f.timestamp_format.as_str()
+            }
             _ => source.date_format.as_str(),
         };
         Ok(Normalizer {
@@ -236,8 +238,7 @@ impl<'a> Normalizer<'a> {
         });
         let other_desk = own.and_then(|t| t.other_desk).unwrap_or_else(|| {
             self.config.orgs.iter().any(|o| {
-                o.id != self.source.org
-                    && lower.starts_with(&format!("{}-", o.id.to_lowercase()))
+                o.id != self.source.org && lower.starts_with(&format!("{}-", o.id.to_lowercase()))
             })
         });
         (level, other_desk)
@@ -285,7 +286,11 @@ impl<'a> Normalizer<'a> {
     pub fn normalize(&self, pulled: Pulled, history: bool) -> Normalized {
         let mut rejected = pulled.rejected;
         let mut events_of: HashMap<String, Vec<(i64, RawEvent)>> = HashMap::new();
-        let ticket_ids: HashSet<&str> = pulled.tickets.iter().map(|t| t.ticket_id.as_str()).collect();
+        let ticket_ids: HashSet<&str> = pulled
+            .tickets
+            .iter()
+            .map(|t| t.ticket_id.as_str())
+            .collect();
         for e in pulled.events {
             if !ticket_ids.contains(e.ticket_id.as_str()) {
                 rejected.push((
@@ -299,7 +304,10 @@ impl<'a> Normalizer<'a> {
                 continue;
             }
             match self.history_dates.parse(&e.at) {
-                Ok(at) => events_of.entry(e.ticket_id.clone()).or_default().push((at, e)),
+                Ok(at) => events_of
+                    .entry(e.ticket_id.clone())
+                    .or_default()
+                    .push((at, e)),
                 Err(why) => rejected.push((
                     Table::Events,
                     Rejected {
@@ -395,7 +403,12 @@ impl<'a> Normalizer<'a> {
                 .ok_or_else(|| format!("unknown org '{o}' (map it in [sources.map.org])"))?,
             _ => self.source.org.clone(),
         };
-        let kind = Self::mapped(&self.kind, "kind", t.kind.as_deref().ok_or("no kind")?, values::KINDS)?;
+        let kind = Self::mapped(
+            &self.kind,
+            "kind",
+            t.kind.as_deref().ok_or("no kind")?,
+            values::KINDS,
+        )?;
         let small = |table: &BTreeMap<String, String>, field: &str, v: &Option<String>| {
             v.as_deref()
                 .filter(|s| !s.is_empty())
@@ -409,7 +422,11 @@ impl<'a> Normalizer<'a> {
             None => priority_from(impact.unwrap_or(3), urgency.unwrap_or(3)),
         };
         let channel = match t.channel.as_deref().filter(|s| !s.is_empty()) {
-            Some(c) => self.channel.get(c).cloned().unwrap_or_else(|| "other".into()),
+            Some(c) => self
+                .channel
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| "other".into()),
             None => "other".into(),
         };
         let channel = if values::CHANNELS.contains(&channel.as_str()) {
@@ -420,10 +437,20 @@ impl<'a> Normalizer<'a> {
         let profile = t
             .profile
             .as_deref()
-            .map(|p| self.profile.get(p).cloned().unwrap_or_else(|| p.to_string()))
+            .map(|p| {
+                self.profile
+                    .get(p)
+                    .cloned()
+                    .unwrap_or_else(|| p.to_string())
+            })
             .filter(|p| values::PROFILES.contains(&p.as_str()))
             .unwrap_or_else(|| "other".into());
-        let satisfaction = match t.satisfaction.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let satisfaction = match t
+            .satisfaction
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => None,
             Some(s) => {
                 let v = self.satisfaction.get(s).map(String::as_str).unwrap_or(s);
@@ -434,7 +461,12 @@ impl<'a> Normalizer<'a> {
                 }
             }
         };
-        let effort = match t.effort_minutes.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let effort = match t
+            .effort_minutes
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => None,
             Some(s) => Some(
                 s.parse::<f64>()
@@ -454,27 +486,32 @@ impl<'a> Normalizer<'a> {
         let mut first_assigned_status: Option<i64> = None;
         let mut reopens = 0u32;
         for (at, e) in history {
-            let mut push = |kind: &'static str, from: Option<String>, to: Option<String>, suffix: &str| {
-                events.push(Event {
-                    event_id: format!("{}{suffix}", e.event_id),
-                    at: *at,
-                    kind,
-                    from,
-                    to,
-                    actor: e.actor.clone(),
-                });
-            };
+            let mut push =
+                |kind: &'static str, from: Option<String>, to: Option<String>, suffix: &str| {
+                    events.push(Event {
+                        event_id: format!("{}{suffix}", e.event_id),
+                        at: *at,
+                        kind,
+                        from,
+                        to,
+                        actor: e.actor.clone(),
+                    });
+                };
             match &e.change {
                 RawChange::Created => push("status", None, Some("new".into()), ""),
                 RawChange::Status(from, to) => {
-                    let to = self.status_value(to).map_err(|r| format!("history {}: {r}", e.event_id))?;
+                    let to = self
+                        .status_value(to)
+                        .map_err(|r| format!("history {}: {r}", e.event_id))?;
                     let from = from
                         .as_deref()
                         .filter(|f| !f.is_empty())
                         .map(|f| self.status_value(f))
                         .transpose()
                         .map_err(|r| format!("history {}: {r}", e.event_id))?;
-                    if to == "resolved" || (to == "closed" && !matches!(from.as_deref(), Some("resolved"))) {
+                    if to == "resolved"
+                        || (to == "closed" && !matches!(from.as_deref(), Some("resolved")))
+                    {
                         last_resolution = Some(*at);
                     }
                     if to == "closed" {
@@ -500,7 +537,12 @@ impl<'a> Normalizer<'a> {
                         push("transfer", team_now.clone(), Some(to.clone()), "");
                     } else {
                         if to_level > level {
-                            push("escalate", Some(level.to_string()), Some(to_level.to_string()), "-escalate");
+                            push(
+                                "escalate",
+                                Some(level.to_string()),
+                                Some(to_level.to_string()),
+                                "-escalate",
+                            );
                             level = to_level;
                         }
                         push("assign", None, Some(to.clone()), "");
@@ -514,7 +556,12 @@ impl<'a> Normalizer<'a> {
                     let from = from
                         .as_deref()
                         .and_then(|f| Self::level_value(&self.priority, "priority", f).ok());
-                    push("priority", from.map(|f| f.to_string()), Some(to.to_string()), "");
+                    push(
+                        "priority",
+                        from.map(|f| f.to_string()),
+                        Some(to.to_string()),
+                        "",
+                    );
                 }
             }
         }
@@ -552,7 +599,11 @@ impl<'a> Normalizer<'a> {
             channel,
             requester: t.requester.clone().unwrap_or_default(),
             profile,
-            agent: t.agent.clone().filter(|s| !s.is_empty()).filter(|_| team.is_some()),
+            agent: t
+                .agent
+                .clone()
+                .filter(|s| !s.is_empty())
+                .filter(|_| team.is_some()),
             team,
             level,
             status,
@@ -650,7 +701,11 @@ struct Event {
 }
 
 /// Replaces the values of identity keys of a JSON record by their pseudonyms.
-pub fn scrub(record: &mut serde_json::Value, keys: &[&str], pseudo: &crate::pseudonym::Pseudonymizer) {
+pub fn scrub(
+    record: &mut serde_json::Value,
+    keys: &[&str],
+    pseudo: &crate::pseudonym::Pseudonymizer,
+) {
     if let Some(map) = record.as_object_mut() {
         for k in keys {
             if let Some(v) = map.get_mut(*k) {

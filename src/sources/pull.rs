@@ -104,6 +104,10 @@ pub async fn pull(
 ) -> Result<Vec<SourceReport>> {
     let sources = selected(config, opts.source.as_deref())?;
     let lock = LakeLock::acquire(lake, "ticketlake pull").await?;
+    let swept = lake.sweep_staging()?;
+    if swept > 0 {
+        tracing::info!(swept, "removed staging files left by an interrupted writer");
+    }
     let result = pull_locked(lake, config, secret, opts, progress, &sources).await;
     lock.release().await?;
     result
@@ -167,8 +171,7 @@ async fn pull_locked(
         if let Some(f) = history_format {
             normalizer = normalizer.with_history_format(f);
         }
-        let has_history = history_unavailable.is_none() && source.kind != SourceKind::Files
-            || source.kind == SourceKind::Files;
+        let has_history = history_unavailable.is_none();
         let normalized = normalizer.normalize(pulled, has_history);
         let mut writer = LakeWriter::new(lake.clone(), days.clone()).clearing_quarantine();
         let mut by_table: std::collections::BTreeMap<Table, Vec<_>> = Default::default();
