@@ -372,3 +372,256 @@ async fn without_the_right_to_read_history_the_pull_goes_on_and_says_so() {
         html.lines().filter(|l| l.contains("class=\"note\"")).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// Moves 1 % of an iTop's tickets on: reopens resolved ones, creates new ones. Returns
+/// (reopened, created).
+fn itop_moves_on(srv: &ticketlake::sources::fixtures::server::FixtureServer<ticketlake::sources::fixtures::native::ItopData>, at: &str) -> (usize, usize) {
+    use serde_json::json;
+    use ticketlake::sources::fixtures::native::ItopObject;
+    srv.with_data(|d| {
+        let tickets: Vec<usize> = (0..d.objects.len())
+            .filter(|&i| matches!(d.objects[i].class.as_str(), "UserRequest" | "Incident"))
+            .collect();
+        let n = (tickets.len() / 100).max(1);
+        let resolved: Vec<usize> = tickets
+            .iter()
+            .copied()
+            .filter(|&i| d.objects[i].fields["status"] == "resolved")
+            .take(n / 2 + 1)
+            .collect();
+        for &i in &resolved {
+            let (class, id) = (d.objects[i].class.clone(), d.objects[i].id);
+            d.objects[i].fields.insert("status".into(), json!("assigned"));
+            d.objects[i].fields.insert("last_update".into(), json!(at));
+            let op = d.next_op;
+            d.next_op += 1;
+            let mut f = serde_json::Map::new();
+            for (k, v) in [
+                ("id", json!(op.to_string())), ("change", json!(op.to_string())), ("date", json!(at)),
+                ("objclass", json!(class)), ("objkey", json!(id.to_string())), ("attcode", json!("status")),
+                ("oldvalue", json!("resolved")), ("newvalue", json!("assigned")),
+                ("user_id_friendlyname", json!("lyon-user-1")), ("userinfo", json!("")),
+                ("finalclass", json!("CMDBChangeOpSetAttributeScalar")),
+            ] {
+                f.insert(k.into(), v);
+            }
+            d.objects.push(ItopObject { class: "CMDBChangeOpSetAttributeScalar".into(), id: op, fields: f });
+        }
+        let newest = tickets.iter().map(|&i| d.objects[i].id).max().unwrap_or(0);
+        let template = d.objects[tickets[0]].clone();
+        let created = n - resolved.len().min(n) + 1;
+        for k in 0..created {
+            let id = newest + 1 + k as u64;
+            let mut f = template.fields.clone();
+            let prefix = if template.class == "Incident" { "I" } else { "R" };
+            for (key, v) in [
+                ("id", json!(id.to_string())), ("ref", json!(format!("{prefix}-{id:06}"))),
+                ("status", json!("new")), ("start_date", json!(at)), ("last_update", json!(at)),
+                ("assignment_date", json!("")), ("resolution_date", json!("")), ("close_date", json!("")),
+                ("team_id_friendlyname", json!("")), ("agent_id_friendlyname", json!("")),
+            ] {
+                f.insert(key.into(), v);
+            }
+            d.objects.push(ItopObject { class: template.class.clone(), id, fields: f });
+            let op = d.next_op;
+            d.next_op += 1;
+            let mut of = serde_json::Map::new();
+            for (k, v) in [
+                ("id", json!(op.to_string())), ("change", json!(op.to_string())), ("date", json!(at)),
+                ("objclass", json!(template.class)), ("objkey", json!(id.to_string())),
+                ("user_id_friendlyname", json!("lyon-user-2")), ("userinfo", json!("")),
+                ("finalclass", json!("CMDBChangeOpCreate")),
+            ] {
+                of.insert(k.into(), v);
+            }
+            d.objects.push(ItopObject { class: "CMDBChangeOpCreate".into(), id: op, fields: of });
+        }
+        (resolved.len(), created)
+    })
+}
+
+/// The same for a GLPI: reopens solved tickets (GLPI empties `solvedate`), creates new ones.
+fn glpi_moves_on(srv: &ticketlake::sources::fixtures::server::FixtureServer<ticketlake::sources::fixtures::native::GlpiData>, at: &str) -> (usize, usize) {
+    use serde_json::json;
+    srv.with_data(|d| {
+        let n = (d.tickets.len() / 100).max(1);
+        let solved: Vec<u64> = d
+            .tickets
+            .iter()
+            .filter(|(_, (row, del))| !del && row["12"] == 5)
+            .map(|(id, _)| *id)
+            .take(n / 2 + 1)
+            .collect();
+        for id in &solved {
+            let row = &mut d.tickets.get_mut(id).unwrap().0;
+            row["12"] = json!(2);
+            row["17"] = serde_json::Value::Null;
+            row["19"] = json!(at);
+            let log = d.next_log;
+            d.next_log += 1;
+            d.logs.entry(*id).or_default().push(json!({
+                "id": log, "itemtype": "Ticket", "items_id": id, "itemtype_link": "", "linked_action": 0,
+                "user_name": "lyon-user-3 (9)", "date_mod": at, "id_search_option": 12,
+                "old_value": "5", "new_value": "2",
+            }));
+        }
+        let newest = *d.tickets.keys().max().unwrap();
+        let template = d.tickets.values().next().unwrap().0.clone();
+        let created = n - solved.len().min(n) + 1;
+        for k in 0..created {
+            let id = newest + 1 + k as u64;
+            let mut row = template.clone();
+            row["2"] = json!(id);
+            row["12"] = json!(1);
+            row["15"] = json!(at);
+            row["19"] = json!(at);
+            for c in ["16", "17", "5", "8", "45"] {
+                row[c] = serde_json::Value::Null;
+            }
+            d.tickets.insert(id, (row, false));
+            let log = d.next_log;
+            d.next_log += 1;
+            d.logs.entry(id).or_default().push(json!({
+                "id": log, "itemtype": "Ticket", "items_id": id, "itemtype_link": "", "linked_action": 20,
+                "user_name": "lyon-user-4 (10)", "date_mod": at, "id_search_option": 0,
+                "old_value": "", "new_value": "",
+            }));
+        }
+        (solved.len(), created)
+    })
+}
+
+#[tokio::test]
+async fn an_incremental_pull_rewrites_only_what_changed_and_matches_a_full_pull() {
+    let config = Config::default();
+    let opts = small(7);
+    let lb = loopback::start(&config, opts, &secret(7), accounts(), Faults::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let c = with_sources(&lb);
+    pull::pull(&lake, &c, &secret(7), &PullOptions::default(), &Silent).await.unwrap();
+    let files_before = parquet_files(dir.path());
+
+    // the world moves on, a few days after the span (Paris time, as the servers keep it)
+    let at = "2025-05-05 10:30:00";
+    let (re_i, new_i) = itop_moves_on(&lb.itop[0].1, at);
+    let (re_g, new_g) = glpi_moves_on(&lb.glpi[0].1, at);
+    assert!(re_i > 0 && new_i > 0 && re_g > 0 && new_g > 0);
+
+    let reports = pull::pull(&lake, &c, &secret(7), &PullOptions::default(), &Silent).await.unwrap();
+    let by = |id: &str| reports.iter().find(|r| r.source == id).unwrap().counts;
+    let (gi, gg) = (by("itop-group"), by("glpi-lyon"));
+    assert_eq!((gi.tickets_new, gi.tickets_updated), (new_i as u64, re_i as u64), "{gi:?}");
+    assert_eq!((gg.tickets_new, gg.tickets_updated), (new_g as u64, re_g as u64), "{gg:?}");
+    // iTop: one status op per reopen, a creation per new ticket; GLPI likewise
+    assert_eq!(gi.events_new, (re_i + new_i) as u64, "{gi:?}");
+    assert_eq!(gg.events_new, (re_g + new_g) as u64, "{gg:?}");
+    for r in &reports {
+        if r.source != "itop-group" && r.source != "glpi-lyon" {
+            assert_eq!(r.counts.partitions_written, 0, "{}: {:?}", r.source, r.counts);
+        }
+    }
+    // only the changed partitions were rewritten: the others are the same files
+    let files_after = parquet_files(dir.path());
+    let rewritten: Vec<_> = files_after
+        .iter()
+        .filter(|(p, m)| files_before.iter().all(|(q, n)| q != p || n != m))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let written = gi.partitions_written + gg.partitions_written;
+    assert_eq!(rewritten.len() as u64, written, "{rewritten:#?}");
+    assert!(rewritten.iter().all(|p| p.contains("itop-group") || p.contains("glpi-lyon")));
+    assert!(written < files_before.len() as u64 / 4, "{written} of {}", files_before.len());
+
+    // and the lake equals a full pull of the servers as they are now
+    let full_dir = tempfile::tempdir().unwrap();
+    let full = Lake::open(full_dir.path().to_str().unwrap(), true).unwrap();
+    pull::pull(&full, &c, &secret(7), &PullOptions::default(), &Silent).await.unwrap();
+    assert_eq!(kpis(&lake, "2025-01", "2025-05").await, kpis(&full, "2025-01", "2025-05").await);
+}
+
+/// Every Parquet file of a lake directory with its modification time.
+fn parquet_files(dir: &std::path::Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                let m = std::fs::metadata(&p).unwrap().modified().unwrap();
+                out.push((p.display().to_string(), m));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_lost() {
+    use serde_json::json;
+    let config = Config::default();
+    let opts = FixtureOptions { tickets: 600, months: 2, ..small(8) };
+    let lb = loopback::start(&config, opts, &secret(8), accounts(), Faults::default()).await.unwrap();
+    let srv = &lb.glpi[0].1;
+    let (total, bad_ids) = srv.with_data(|d| {
+        let ids: Vec<u64> = d.tickets.keys().copied().take(7).collect();
+        fn row<'a>(d: &'a mut ticketlake::sources::fixtures::native::GlpiData, ids: &[u64], i: usize) -> &'a mut serde_json::Value {
+            &mut d.tickets.get_mut(&ids[i]).unwrap().0
+        }
+        row(d, &ids, 0)["12"] = json!(9); // a status GLPI does not have
+        row(d, &ids, 1)["15"] = json!("31/02/2025 10:00"); // not a date
+        row(d, &ids, 2)["16"] = json!("2024-01-01 00:00:00"); // closed before it was opened
+        row(d, &ids, 3)["7"] = json!("Cafétéria > boissons > café"); // not in the catalogue
+        d.satisfactions.push(json!({"id": 999, "tickets_id": ids[4], "date_answered": "2025-02-01 10:00:00",
+            "satisfaction": 9, "satisfaction_scaled_to_5": 9}));
+        // a history row with a broken date: the row goes, its ticket stays
+        d.logs.entry(ids[5]).or_default().push(json!({"id": 99999, "itemtype": "Ticket", "items_id": ids[5],
+            "itemtype_link": "", "linked_action": 0, "user_name": "lyon-user-7 (3)", "date_mod": "yesterday",
+            "id_search_option": 12, "old_value": "2", "new_value": "4"}));
+        (d.tickets.len(), ids)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let mut c = with_sources(&lb);
+    c.sources.retain(|s| s.id == "glpi-lyon");
+    let reports = pull::pull(&lake, &c, &secret(8), &PullOptions::default(), &Silent).await.unwrap();
+    let q = std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/tickets.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = q.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reason_of = |id: u64| {
+        lines
+            .iter()
+            .find(|l| l["key"] == id.to_string())
+            .map(|l| l["reason"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("ticket {id} is not in the quarantine: {q}"))
+    };
+    assert_eq!(reason_of(bad_ids[0]), "unknown status '9'");
+    assert!(reason_of(bad_ids[1]).starts_with("unparseable created_at: '31/02/2025 10:00' does not match"));
+    assert_eq!(reason_of(bad_ids[2]), "closed_at is before created_at");
+    assert!(reason_of(bad_ids[3]).starts_with("service 'Cafétéria' is not in the catalogue"));
+    assert_eq!(reason_of(bad_ids[4]), "satisfaction '9' is not on a 1..5 scale");
+    assert_eq!(lines.len(), 5, "{q}");
+    let ev = std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/events.jsonl")).unwrap();
+    assert!(ev.contains("\"key\":\"99999\"") && ev.contains("'yesterday' does not match"), "{ev}");
+    // identities are pseudonymised in the quarantine too
+    assert!(!q.contains("lyon-user-") && !ev.contains("lyon-user-") && !q.contains("agent-"), "{q}");
+    // counted, and everything else landed
+    assert_eq!(reports[0].counts.quarantined, 5 + ev.lines().count() as u64);
+    let good = scalar(&lake, "select count(*) from tickets").await;
+    assert_eq!(good, total as i64 - 5);
+    assert_eq!(scalar(&lake, &format!("select count(*) from tickets where ticket_id = '{}'", bad_ids[5])).await, 1);
+
+    // the source fixes a record: it leaves the quarantine on the next pull
+    srv.with_data(|d| {
+        let row = &mut d.tickets.get_mut(&bad_ids[0]).unwrap().0;
+        row["12"] = json!(2);
+        row["19"] = json!("2025-03-10 09:00:00");
+    });
+    pull::pull(&lake, &c, &secret(8), &PullOptions::default(), &Silent).await.unwrap();
+    let q = std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/tickets.jsonl")).unwrap();
+    assert_eq!(q.lines().count(), 4, "{q}");
+    assert!(!q.contains(&format!("\"key\":\"{}\"", bad_ids[0])));
+    assert_eq!(scalar(&lake, "select count(*) from tickets").await, total as i64 - 4);
+}
