@@ -625,3 +625,95 @@ async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_
     assert!(!q.contains(&format!("\"key\":\"{}\"", bad_ids[0])));
     assert_eq!(scalar(&lake, "select count(*) from tickets").await, total as i64 - 4);
 }
+
+/// The 4TU help-desk event log (one row per activity) as a files source.
+fn helpdesk_config() -> Config {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/datasets/helpdesk-4tu/helpdesk.csv");
+    let text = format!(
+        r#"{}
+[[sources]]
+id = "helpdesk-4tu"
+kind = "files"
+org = "LYON"
+desk = "school"
+timezone = "UTC"
+[sources.files]
+paths = ["{}"]
+layout = "events"
+timestamp_format = "%Y/%m/%d %H:%M:%S%.3f"
+columns = {{ ticket_id = "Case ID", at = "Complete Timestamp", status = "Activity", actor = "Resource", priority = "seriousness_2", subcategory = "product" }}
+constants = {{ service = "Logiciels", kind = "incident" }}
+[sources.map.status]
+"Assign seriousness" = "new"
+"Insert ticket" = "new"
+"Take in charge ticket" = "assigned"
+"Require upgrade" = "assigned"
+"Create SW anomaly" = "assigned"
+"Resolve SW anomaly" = "assigned"
+"Schedule intervention" = "assigned"
+"Wait" = "pending"
+"Resolve ticket" = "resolved"
+"RESOLVED" = "resolved"
+"VERIFIED" = "resolved"
+"Closed" = "closed"
+"INVALID" = "canceled"
+"DUPLICATE" = "canceled"
+[sources.map.priority]
+"Value 1" = "4"
+"Value 2" = "3"
+"Value 3" = "2"
+"Value 4" = "1"
+"#,
+        ticketlake::config::EXAMPLE_TOML,
+        path.display()
+    );
+    Config::parse(&text, "helpdesk test config").unwrap()
+}
+
+#[tokio::test]
+async fn an_event_log_export_gives_the_reference_figures_of_the_4tu_help_desk() {
+    let config = helpdesk_config();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let r = pull::pull(&lake, &config, b"test secret", &PullOptions::default(), &Silent).await.unwrap();
+    assert_eq!(r[0].counts.quarantined, 0);
+    // reference.md: 4580 distinct tickets
+    assert_eq!(scalar(&lake, "select count(*) from tickets").await, 4580);
+    // reference.md, tickets per seriousness_2: Value 1 2616, Value 2 1759, Value 3 1, Value 4 204
+    assert_eq!(scalar(&lake, "select count(*) from tickets where priority = 4").await, 2616);
+    assert_eq!(scalar(&lake, "select count(*) from tickets where priority = 1").await, 204);
+    // reference.md, backlog: tickets whose latest event up to the cut-off is not 'Closed'
+    for (cutoff, expected) in [
+        ("2010-12-31T23:59:59Z", 147),
+        ("2011-12-31T23:59:59Z", 200),
+        ("2012-12-31T23:59:59Z", 49),
+        ("2013-12-31T23:59:59Z", 40),
+        ("2014-01-03T13:20:58Z", 23),
+    ] {
+        let sql = format!(
+            "select count(*) from (
+               select ticket_id, last_value(to_value) over (partition by ticket_id order by at, event_id
+                 rows between unbounded preceding and unbounded following) as last_status,
+                 row_number() over (partition by ticket_id order by at) as n
+               from events where kind = 'status' and at <= timestamp '{cutoff}')
+             where n = 1 and last_status <> 'closed'"
+        );
+        assert_eq!(scalar(&lake, &sql).await, expected, "backlog at {cutoff}");
+    }
+    // opened → closed for tickets whose last event is 'Closed': 4557 tickets. Closure is
+    // the first row of the final run of 'Closed' rows (a status that does not change is no
+    // event), so the mean is 980.1556 h where reference.md's 980.2714 takes the last row.
+    let sql = "select count(*), avg(extract(epoch from closed_at - created_at) / 3600.0) from tickets where status = 'closed'";
+    let ctx = ticketlake::engine::session(&lake, &Config::default()).await.unwrap();
+    let b = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    use arrow::array::AsArray;
+    assert_eq!(b[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0), 4557);
+    let mean = b[0].column(1).as_primitive::<arrow::datatypes::Float64Type>().value(0);
+    assert!((mean - 980.1556).abs() < 1e-3, "{mean}");
+    // the resources are pseudonymised
+    assert_eq!(scalar(&lake, "select count(*) from events where actor like 'Value%'").await, 0);
+    // a second read of the same export changes nothing
+    let again = pull::pull(&lake, &config, b"test secret", &PullOptions::default(), &Silent).await.unwrap();
+    assert_eq!(again[0].counts.partitions_written, 0, "{:?}", again[0].counts);
+}
