@@ -375,7 +375,12 @@ async fn without_the_right_to_read_history_the_pull_goes_on_and_says_so() {
 
 /// Moves 1 % of an iTop's tickets on: reopens resolved ones, creates new ones. Returns
 /// (reopened, created).
-fn itop_moves_on(srv: &ticketlake::sources::fixtures::server::FixtureServer<ticketlake::sources::fixtures::native::ItopData>, at: &str) -> (usize, usize) {
+fn itop_moves_on(
+    srv: &ticketlake::sources::fixtures::server::FixtureServer<
+        ticketlake::sources::fixtures::native::ItopData,
+    >,
+    at: &str,
+) -> (usize, usize) {
     use serde_json::json;
     use ticketlake::sources::fixtures::native::ItopObject;
     srv.with_data(|d| {
@@ -391,21 +396,33 @@ fn itop_moves_on(srv: &ticketlake::sources::fixtures::server::FixtureServer<tick
             .collect();
         for &i in &resolved {
             let (class, id) = (d.objects[i].class.clone(), d.objects[i].id);
-            d.objects[i].fields.insert("status".into(), json!("assigned"));
+            d.objects[i]
+                .fields
+                .insert("status".into(), json!("assigned"));
             d.objects[i].fields.insert("last_update".into(), json!(at));
             let op = d.next_op;
             d.next_op += 1;
             let mut f = serde_json::Map::new();
             for (k, v) in [
-                ("id", json!(op.to_string())), ("change", json!(op.to_string())), ("date", json!(at)),
-                ("objclass", json!(class)), ("objkey", json!(id.to_string())), ("attcode", json!("status")),
-                ("oldvalue", json!("resolved")), ("newvalue", json!("assigned")),
-                ("user_id_friendlyname", json!("lyon-user-1")), ("userinfo", json!("")),
+                ("id", json!(op.to_string())),
+                ("change", json!(op.to_string())),
+                ("date", json!(at)),
+                ("objclass", json!(class)),
+                ("objkey", json!(id.to_string())),
+                ("attcode", json!("status")),
+                ("oldvalue", json!("resolved")),
+                ("newvalue", json!("assigned")),
+                ("user_id_friendlyname", json!("lyon-user-1")),
+                ("userinfo", json!("")),
                 ("finalclass", json!("CMDBChangeOpSetAttributeScalar")),
             ] {
                 f.insert(k.into(), v);
             }
-            d.objects.push(ItopObject { class: "CMDBChangeOpSetAttributeScalar".into(), id: op, fields: f });
+            d.objects.push(ItopObject {
+                class: "CMDBChangeOpSetAttributeScalar".into(),
+                id: op,
+                fields: f,
+            });
         }
         let newest = tickets.iter().map(|&i| d.objects[i].id).max().unwrap_or(0);
         let template = d.objects[tickets[0]].clone();
@@ -413,35 +430,62 @@ fn itop_moves_on(srv: &ticketlake::sources::fixtures::server::FixtureServer<tick
         for k in 0..created {
             let id = newest + 1 + k as u64;
             let mut f = template.fields.clone();
-            let prefix = if template.class == "Incident" { "I" } else { "R" };
+            let prefix = if template.class == "Incident" {
+                "I"
+            } else {
+                "R"
+            };
             for (key, v) in [
-                ("id", json!(id.to_string())), ("ref", json!(format!("{prefix}-{id:06}"))),
-                ("status", json!("new")), ("start_date", json!(at)), ("last_update", json!(at)),
-                ("assignment_date", json!("")), ("resolution_date", json!("")), ("close_date", json!("")),
-                ("team_id_friendlyname", json!("")), ("agent_id_friendlyname", json!("")),
+                ("id", json!(id.to_string())),
+                ("ref", json!(format!("{prefix}-{id:06}"))),
+                ("status", json!("new")),
+                ("start_date", json!(at)),
+                ("last_update", json!(at)),
+                ("assignment_date", json!("")),
+                ("resolution_date", json!("")),
+                ("close_date", json!("")),
+                ("team_id_friendlyname", json!("")),
+                ("agent_id_friendlyname", json!("")),
             ] {
                 f.insert(key.into(), v);
             }
-            d.objects.push(ItopObject { class: template.class.clone(), id, fields: f });
+            d.objects.push(ItopObject {
+                class: template.class.clone(),
+                id,
+                fields: f,
+            });
             let op = d.next_op;
             d.next_op += 1;
             let mut of = serde_json::Map::new();
             for (k, v) in [
-                ("id", json!(op.to_string())), ("change", json!(op.to_string())), ("date", json!(at)),
-                ("objclass", json!(template.class)), ("objkey", json!(id.to_string())),
-                ("user_id_friendlyname", json!("lyon-user-2")), ("userinfo", json!("")),
+                ("id", json!(op.to_string())),
+                ("change", json!(op.to_string())),
+                ("date", json!(at)),
+                ("objclass", json!(template.class)),
+                ("objkey", json!(id.to_string())),
+                ("user_id_friendlyname", json!("lyon-user-2")),
+                ("userinfo", json!("")),
                 ("finalclass", json!("CMDBChangeOpCreate")),
             ] {
                 of.insert(k.into(), v);
             }
-            d.objects.push(ItopObject { class: "CMDBChangeOpCreate".into(), id: op, fields: of });
+            d.objects.push(ItopObject {
+                class: "CMDBChangeOpCreate".into(),
+                id: op,
+                fields: of,
+            });
         }
         (resolved.len(), created)
     })
 }
 
 /// The same for a GLPI: reopens solved tickets (GLPI empties `solvedate`), creates new ones.
-fn glpi_moves_on(srv: &ticketlake::sources::fixtures::server::FixtureServer<ticketlake::sources::fixtures::native::GlpiData>, at: &str) -> (usize, usize) {
+fn glpi_moves_on(
+    srv: &ticketlake::sources::fixtures::server::FixtureServer<
+        ticketlake::sources::fixtures::native::GlpiData,
+    >,
+    at: &str,
+) -> (usize, usize) {
     use serde_json::json;
     srv.with_data(|d| {
         let n = (d.tickets.len() / 100).max(1);
@@ -495,11 +539,15 @@ fn glpi_moves_on(srv: &ticketlake::sources::fixtures::server::FixtureServer<tick
 async fn an_incremental_pull_rewrites_only_what_changed_and_matches_a_full_pull() {
     let config = Config::default();
     let opts = small(7);
-    let lb = loopback::start(&config, opts, &secret(7), accounts(), Faults::default()).await.unwrap();
+    let lb = loopback::start(&config, opts, &secret(7), accounts(), Faults::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
     let c = with_sources(&lb);
-    pull::pull(&lake, &c, &secret(7), &PullOptions::default(), &Silent).await.unwrap();
+    pull::pull(&lake, &c, &secret(7), &PullOptions::default(), &Silent)
+        .await
+        .unwrap();
     let files_before = parquet_files(dir.path());
 
     // the world moves on, a few days after the span (Paris time, as the servers keep it)
@@ -508,17 +556,31 @@ async fn an_incremental_pull_rewrites_only_what_changed_and_matches_a_full_pull(
     let (re_g, new_g) = glpi_moves_on(&lb.glpi[0].1, at);
     assert!(re_i > 0 && new_i > 0 && re_g > 0 && new_g > 0);
 
-    let reports = pull::pull(&lake, &c, &secret(7), &PullOptions::default(), &Silent).await.unwrap();
+    let reports = pull::pull(&lake, &c, &secret(7), &PullOptions::default(), &Silent)
+        .await
+        .unwrap();
     let by = |id: &str| reports.iter().find(|r| r.source == id).unwrap().counts;
     let (gi, gg) = (by("itop-group"), by("glpi-lyon"));
-    assert_eq!((gi.tickets_new, gi.tickets_updated), (new_i as u64, re_i as u64), "{gi:?}");
-    assert_eq!((gg.tickets_new, gg.tickets_updated), (new_g as u64, re_g as u64), "{gg:?}");
+    assert_eq!(
+        (gi.tickets_new, gi.tickets_updated),
+        (new_i as u64, re_i as u64),
+        "{gi:?}"
+    );
+    assert_eq!(
+        (gg.tickets_new, gg.tickets_updated),
+        (new_g as u64, re_g as u64),
+        "{gg:?}"
+    );
     // iTop: one status op per reopen, a creation per new ticket; GLPI likewise
     assert_eq!(gi.events_new, (re_i + new_i) as u64, "{gi:?}");
     assert_eq!(gg.events_new, (re_g + new_g) as u64, "{gg:?}");
     for r in &reports {
         if r.source != "itop-group" && r.source != "glpi-lyon" {
-            assert_eq!(r.counts.partitions_written, 0, "{}: {:?}", r.source, r.counts);
+            assert_eq!(
+                r.counts.partitions_written, 0,
+                "{}: {:?}",
+                r.source, r.counts
+            );
         }
     }
     // only the changed partitions were rewritten: the others are the same files
@@ -530,14 +592,27 @@ async fn an_incremental_pull_rewrites_only_what_changed_and_matches_a_full_pull(
         .collect();
     let written = gi.partitions_written + gg.partitions_written;
     assert_eq!(rewritten.len() as u64, written, "{rewritten:#?}");
-    assert!(rewritten.iter().all(|p| p.contains("itop-group") || p.contains("glpi-lyon")));
-    assert!(written < files_before.len() as u64 / 4, "{written} of {}", files_before.len());
+    assert!(
+        rewritten
+            .iter()
+            .all(|p| p.contains("itop-group") || p.contains("glpi-lyon"))
+    );
+    assert!(
+        written < files_before.len() as u64 / 4,
+        "{written} of {}",
+        files_before.len()
+    );
 
     // and the lake equals a full pull of the servers as they are now
     let full_dir = tempfile::tempdir().unwrap();
     let full = Lake::open(full_dir.path().to_str().unwrap(), true).unwrap();
-    pull::pull(&full, &c, &secret(7), &PullOptions::default(), &Silent).await.unwrap();
-    assert_eq!(kpis(&lake, "2025-01", "2025-05").await, kpis(&full, "2025-01", "2025-05").await);
+    pull::pull(&full, &c, &secret(7), &PullOptions::default(), &Silent)
+        .await
+        .unwrap();
+    assert_eq!(
+        kpis(&lake, "2025-01", "2025-05").await,
+        kpis(&full, "2025-01", "2025-05").await
+    );
 }
 
 /// Every Parquet file of a lake directory with its modification time.
@@ -563,8 +638,14 @@ fn parquet_files(dir: &std::path::Path) -> Vec<(String, std::time::SystemTime)> 
 async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_lost() {
     use serde_json::json;
     let config = Config::default();
-    let opts = FixtureOptions { tickets: 600, months: 2, ..small(8) };
-    let lb = loopback::start(&config, opts, &secret(8), accounts(), Faults::default()).await.unwrap();
+    let opts = FixtureOptions {
+        tickets: 600,
+        months: 2,
+        ..small(8)
+    };
+    let lb = loopback::start(&config, opts, &secret(8), accounts(), Faults::default())
+        .await
+        .unwrap();
     let srv = &lb.glpi[0].1;
     let (total, bad_ids) = srv.with_data(|d| {
         let ids: Vec<u64> = d.tickets.keys().copied().take(7).collect();
@@ -587,9 +668,15 @@ async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_
     let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
     let mut c = with_sources(&lb);
     c.sources.retain(|s| s.id == "glpi-lyon");
-    let reports = pull::pull(&lake, &c, &secret(8), &PullOptions::default(), &Silent).await.unwrap();
-    let q = std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/tickets.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = q.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reports = pull::pull(&lake, &c, &secret(8), &PullOptions::default(), &Silent)
+        .await
+        .unwrap();
+    let q =
+        std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/tickets.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = q
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let reason_of = |id: u64| {
         lines
             .iter()
@@ -598,20 +685,43 @@ async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_
             .unwrap_or_else(|| panic!("ticket {id} is not in the quarantine: {q}"))
     };
     assert_eq!(reason_of(bad_ids[0]), "unknown status '9'");
-    assert!(reason_of(bad_ids[1]).starts_with("unparseable created_at: '31/02/2025 10:00' does not match"));
+    assert!(
+        reason_of(bad_ids[1])
+            .starts_with("unparseable created_at: '31/02/2025 10:00' does not match")
+    );
     assert_eq!(reason_of(bad_ids[2]), "closed_at is before created_at");
     assert!(reason_of(bad_ids[3]).starts_with("service 'Cafétéria' is not in the catalogue"));
-    assert_eq!(reason_of(bad_ids[4]), "satisfaction '9' is not on a 1..5 scale");
+    assert_eq!(
+        reason_of(bad_ids[4]),
+        "satisfaction '9' is not on a 1..5 scale"
+    );
     assert_eq!(lines.len(), 5, "{q}");
-    let ev = std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/events.jsonl")).unwrap();
-    assert!(ev.contains("\"key\":\"99999\"") && ev.contains("'yesterday' does not match"), "{ev}");
+    let ev =
+        std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/events.jsonl")).unwrap();
+    assert!(
+        ev.contains("\"key\":\"99999\"") && ev.contains("'yesterday' does not match"),
+        "{ev}"
+    );
     // identities are pseudonymised in the quarantine too
-    assert!(!q.contains("lyon-user-") && !ev.contains("lyon-user-") && !q.contains("agent-"), "{q}");
+    assert!(
+        !q.contains("lyon-user-") && !ev.contains("lyon-user-") && !q.contains("agent-"),
+        "{q}"
+    );
     // counted, and everything else landed
     assert_eq!(reports[0].counts.quarantined, 5 + ev.lines().count() as u64);
     let good = scalar(&lake, "select count(*) from tickets").await;
     assert_eq!(good, total as i64 - 5);
-    assert_eq!(scalar(&lake, &format!("select count(*) from tickets where ticket_id = '{}'", bad_ids[5])).await, 1);
+    assert_eq!(
+        scalar(
+            &lake,
+            &format!(
+                "select count(*) from tickets where ticket_id = '{}'",
+                bad_ids[5]
+            )
+        )
+        .await,
+        1
+    );
 
     // the source fixes a record: it leaves the quarantine on the next pull
     srv.with_data(|d| {
@@ -619,11 +729,17 @@ async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_
         row["12"] = json!(2);
         row["19"] = json!("2025-03-10 09:00:00");
     });
-    pull::pull(&lake, &c, &secret(8), &PullOptions::default(), &Silent).await.unwrap();
-    let q = std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/tickets.jsonl")).unwrap();
+    pull::pull(&lake, &c, &secret(8), &PullOptions::default(), &Silent)
+        .await
+        .unwrap();
+    let q =
+        std::fs::read_to_string(dir.path().join("_quarantine/glpi-lyon/tickets.jsonl")).unwrap();
     assert_eq!(q.lines().count(), 4, "{q}");
     assert!(!q.contains(&format!("\"key\":\"{}\"", bad_ids[0])));
-    assert_eq!(scalar(&lake, "select count(*) from tickets").await, total as i64 - 4);
+    assert_eq!(
+        scalar(&lake, "select count(*) from tickets").await,
+        total as i64 - 4
+    );
 }
 
 /// The 4TU help-desk event log (one row per activity) as a files source.
@@ -676,13 +792,27 @@ async fn an_event_log_export_gives_the_reference_figures_of_the_4tu_help_desk() 
     let config = helpdesk_config();
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
-    let r = pull::pull(&lake, &config, b"test secret", &PullOptions::default(), &Silent).await.unwrap();
+    let r = pull::pull(
+        &lake,
+        &config,
+        b"test secret",
+        &PullOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap();
     assert_eq!(r[0].counts.quarantined, 0);
     // reference.md: 4580 distinct tickets
     assert_eq!(scalar(&lake, "select count(*) from tickets").await, 4580);
     // reference.md, tickets per seriousness_2: Value 1 2616, Value 2 1759, Value 3 1, Value 4 204
-    assert_eq!(scalar(&lake, "select count(*) from tickets where priority = 4").await, 2616);
-    assert_eq!(scalar(&lake, "select count(*) from tickets where priority = 1").await, 204);
+    assert_eq!(
+        scalar(&lake, "select count(*) from tickets where priority = 4").await,
+        2616
+    );
+    assert_eq!(
+        scalar(&lake, "select count(*) from tickets where priority = 1").await,
+        204
+    );
     // reference.md, backlog: tickets whose latest event up to the cut-off is not 'Closed'
     for (cutoff, expected) in [
         ("2010-12-31T23:59:59Z", 147),
@@ -705,15 +835,44 @@ async fn an_event_log_export_gives_the_reference_figures_of_the_4tu_help_desk() 
     // the first row of the final run of 'Closed' rows (a status that does not change is no
     // event), so the mean is 980.1556 h where reference.md's 980.2714 takes the last row.
     let sql = "select count(*), avg(extract(epoch from closed_at - created_at) / 3600.0) from tickets where status = 'closed'";
-    let ctx = ticketlake::engine::session(&lake, &Config::default()).await.unwrap();
+    let ctx = ticketlake::engine::session(&lake, &Config::default())
+        .await
+        .unwrap();
     let b = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     use arrow::array::AsArray;
-    assert_eq!(b[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0), 4557);
-    let mean = b[0].column(1).as_primitive::<arrow::datatypes::Float64Type>().value(0);
+    assert_eq!(
+        b[0].column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0),
+        4557
+    );
+    let mean = b[0]
+        .column(1)
+        .as_primitive::<arrow::datatypes::Float64Type>()
+        .value(0);
     assert!((mean - 980.1556).abs() < 1e-3, "{mean}");
     // the resources are pseudonymised
-    assert_eq!(scalar(&lake, "select count(*) from events where actor like 'Value%'").await, 0);
+    assert_eq!(
+        scalar(
+            &lake,
+            "select count(*) from events where actor like 'Value%'"
+        )
+        .await,
+        0
+    );
     // a second read of the same export changes nothing
-    let again = pull::pull(&lake, &config, b"test secret", &PullOptions::default(), &Silent).await.unwrap();
-    assert_eq!(again[0].counts.partitions_written, 0, "{:?}", again[0].counts);
+    let again = pull::pull(
+        &lake,
+        &config,
+        b"test secret",
+        &PullOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again[0].counts.partitions_written, 0,
+        "{:?}",
+        again[0].counts
+    );
 }

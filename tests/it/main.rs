@@ -7,5 +7,6 @@ mod connectors;
 mod decide;
 mod kpi_hand;
 mod lake;
+mod pull_cli;
 mod report;
 mod sql;

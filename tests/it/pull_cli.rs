@@ -1,0 +1,396 @@
+//! `ticketlake pull` and `check` as child processes against the loopback servers: exit
+//! codes, the lock, credentials that never leak, and SIGKILL at twenty points.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ticketlake::config::Config;
+use ticketlake::lake::Lake;
+use ticketlake::sources::fixtures::loopback::{self, Loopback};
+use ticketlake::sources::fixtures::server::Faults;
+use ticketlake::sources::fixtures::{self, FixtureOptions};
+
+use super::common::*;
+use super::connectors::{PASSWORD, USER, accounts, small, with_sources};
+
+const SECRET: &str = "pseudonym-secret-for-the-cli-tests";
+
+/// Writes the config of the loopback sources (credentials by variable name only).
+fn config_file(lb: &Loopback, dir: &Path) -> std::path::PathBuf {
+    let config = with_sources(lb);
+    let text = toml::to_string(&config).unwrap();
+    assert!(!text.contains(PASSWORD), "the config file holds no secret");
+    let path = dir.join("ticketlake.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn pull_cmd(config: &Path, lake: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("pull")
+        .arg("--config")
+        .arg(config)
+        .arg("--lake")
+        .arg(lake)
+        .args(extra)
+        .env("TICKETLAKE_FIXTURE_USER", USER)
+        .env("TICKETLAKE_FIXTURE_PASSWORD", PASSWORD)
+        .env("TICKETLAKE_PSEUDONYM_SECRET", SECRET);
+    c
+}
+
+async fn run(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Every row of both tables as CSV text.
+async fn lake_text(lake: &Lake) -> String {
+    let ctx = ticketlake::engine::session(lake, &Config::default())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for t in ["tickets", "events"] {
+        let batches = ctx
+            .sql(&format!("select * from {t}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut w = arrow::csv::Writer::new(&mut out);
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_identities_never_reach_the_output_or_the_lake() {
+    let opts = FixtureOptions {
+        tickets: 500,
+        months: 2,
+        ..small(21)
+    };
+    let lb = loopback::start(
+        &Config::default(),
+        opts,
+        b"x",
+        accounts(),
+        Faults::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let lake_dir = dir.path().join("lake");
+    let mut c = pull_cmd(&cfg, &lake_dir, &[]);
+    c.env("TICKETLAKE_LOG", "debug");
+    let out = run(c).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("itop-group") && printed.contains("quarantined"),
+        "{printed}"
+    );
+    let lake = Lake::open(lake_dir.to_str().unwrap(), false).unwrap();
+    let rows = lake_text(&lake).await;
+    assert!(rows.len() > 10_000);
+    let mut files = String::new();
+    for sub in ["_state", "_quarantine"] {
+        if let Ok(entries) = std::fs::read_dir(lake_dir.join(sub)) {
+            for e in entries.flatten() {
+                if e.path().is_file() {
+                    files.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+    }
+    for (what, text) in [
+        ("output", &printed),
+        ("lake rows", &rows),
+        ("state and quarantine", &files),
+    ] {
+        for secret in [PASSWORD, SECRET, "tok-0123456789abcdef-secret"] {
+            assert!(!text.contains(secret), "{what} holds a secret");
+        }
+        for identity in ["lyon-user-", "group-user-", "agent-group-n1-"] {
+            assert!(
+                !text.contains(identity),
+                "{what} holds a raw identity ({identity})"
+            );
+        }
+    }
+    // a wrong password: exit 2, the source named, the password not shown
+    let mut c = pull_cmd(&cfg, &lake_dir, &["--source", "glpi-lyon"]);
+    c.env("TICKETLAKE_FIXTURE_PASSWORD", "the-wrong-one-42");
+    let out = run(c).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("glpi-lyon") && err.contains("ERROR_GLPI_LOGIN"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("the-wrong-one-42") && !err.contains(PASSWORD),
+        "{err}"
+    );
+    // no pseudonym secret: refused before anything is read
+    let mut c = pull_cmd(&cfg, &lake_dir, &[]);
+    c.env_remove("TICKETLAKE_PSEUDONYM_SECRET");
+    let out = run(c).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("TICKETLAKE_PSEUDONYM_SECRET") && err.contains("not set"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_what_each_source_lets_us_read() {
+    let opts = FixtureOptions {
+        tickets: 300,
+        months: 1,
+        ..small(22)
+    };
+    let lb = loopback::start(
+        &Config::default(),
+        opts,
+        b"x",
+        accounts(),
+        Faults::default(),
+    )
+    .await
+    .unwrap();
+    lb.itop[1].1.set_faults(Faults {
+        history_denied: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let mut c = pull_cmd(&cfg, dir.path(), &[]);
+    c.args(["--source", "itop-group"]);
+    let mut c = Command::new(bin());
+    c.args(["check", "--config"])
+        .arg(&cfg)
+        .env("TICKETLAKE_FIXTURE_USER", USER)
+        .env("TICKETLAKE_FIXTURE_PASSWORD", PASSWORD);
+    let out = run(c).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = |src: &str, what: &str| {
+        text.lines()
+            .find(|l| l.starts_with(src) && l.contains(what))
+            .unwrap_or_else(|| panic!("no {src} {what} line in {text}"))
+            .to_string()
+    };
+    assert!(line("itop-group", "history").contains("ok: readable"));
+    assert!(
+        line("itop-rennes", "history")
+            .contains("MISSING: The current user does not have enough permissions")
+    );
+    assert!(line("itop-rennes", "satisfaction").contains("MISSING"));
+    assert!(line("glpi-lyon", "tickets").contains("ok"));
+    assert!(line("glpi-lyon", "history").contains("ok: readable"));
+    assert!(line("glpi-lyon", "satisfaction").contains("ok: readable"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_pull_on_a_locked_lake_says_it_is_already_running() {
+    let opts = FixtureOptions {
+        tickets: 200,
+        months: 1,
+        ..small(23)
+    };
+    let lb = loopback::start(
+        &Config::default(),
+        opts,
+        b"x",
+        accounts(),
+        Faults::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let lake_dir = dir.path().join("lake");
+    let lake = Lake::open(lake_dir.to_str().unwrap(), true).unwrap();
+    let lock = ticketlake::lake::lock::LakeLock::acquire(&lake, "ticketlake pull")
+        .await
+        .unwrap();
+    let out = run(pull_cmd(&cfg, &lake_dir, &["--quiet"])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is already being written by 'ticketlake pull'"),
+        "{err}"
+    );
+    lock.release().await.unwrap();
+    let out = run(pull_cmd(&cfg, &lake_dir, &["--quiet"])).await;
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "quiet on success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_quarantined_records_than_allowed_is_exit_1() {
+    let opts = FixtureOptions {
+        tickets: 200,
+        months: 1,
+        ..small(24)
+    };
+    let lb = loopback::start(
+        &Config::default(),
+        opts,
+        b"x",
+        accounts(),
+        Faults::default(),
+    )
+    .await
+    .unwrap();
+    lb.glpi[0].1.with_data(|d| {
+        for (row, _) in d.tickets.values_mut().take(3) {
+            row["12"] = serde_json::json!(42);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let lake_dir = dir.path().join("lake");
+    let out = run(pull_cmd(
+        &cfg,
+        &lake_dir,
+        &["--max-quarantine", "2", "--quiet"],
+    ))
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // three tickets, and the history rows that go with them
+    let n: usize = ["tickets", "events"]
+        .iter()
+        .map(|t| {
+            std::fs::read_to_string(lake_dir.join(format!("_quarantine/glpi-lyon/{t}.jsonl")))
+                .map(|q| q.lines().count())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(n > 3);
+    assert!(
+        err.contains(&format!(
+            "{n} records went to the quarantine (more than --max-quarantine 2)"
+        )),
+        "{err}"
+    );
+    let out = run(pull_cmd(
+        &cfg,
+        &lake_dir,
+        &["--full", "--max-quarantine", &n.to_string(), "--quiet"],
+    ))
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_twenty_points_the_pull_still_converges_on_the_clean_lake() {
+    let opts = FixtureOptions {
+        tickets: 1500,
+        months: 3,
+        ..small(25)
+    };
+    let faults = Faults {
+        slow_every: Some((4, std::time::Duration::from_millis(15))),
+        ..Faults::default()
+    };
+    let lb = loopback::start(&Config::default(), opts, b"x", accounts(), faults)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let clean_dir = dir.path().join("clean");
+    let started = std::time::Instant::now();
+    let out = run(pull_cmd(&cfg, &clean_dir, &["--quiet"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean_time = started.elapsed();
+    let clean = Lake::open(clean_dir.to_str().unwrap(), false).unwrap();
+
+    let crash_dir = dir.path().join("crash");
+    let mut killed = 0;
+    for i in 1..=20u32 {
+        // --full: every run pages and writes everything again, so the kills land
+        // anywhere in the paging and the lake writes of every source
+        let mut c = pull_cmd(&cfg, &crash_dir, &["--quiet", "--full"]);
+        let mut child = c.spawn().unwrap();
+        tokio::time::sleep(clean_time * i / 21).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // whatever the moment, a reader sees a valid lake without a key twice
+        if crash_dir.join("tickets").exists() {
+            let lake = Lake::open(crash_dir.to_str().unwrap(), false).unwrap();
+            let ctx = ticketlake::engine::session(&lake, &Config::default())
+                .await
+                .unwrap();
+            for (t, key) in [("tickets", "ticket_id"), ("events", "event_id")] {
+                let sql =
+                    format!("select count(*) - count(distinct source || ':' || {key}) from {t}");
+                let b = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                let dup = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(
+                    b[0].column(0),
+                )
+                .value(0);
+                assert_eq!(dup, 0, "{t}: duplicate keys after kill {i}");
+            }
+        }
+    }
+    assert!(
+        killed >= 15,
+        "only {killed} of the 20 runs were killed before they finished"
+    );
+    let out = run(pull_cmd(&cfg, &crash_dir, &[])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let crash = Lake::open(crash_dir.to_str().unwrap(), false).unwrap();
+    assert_eq!(
+        kpis(&crash, "2025-01", "2025-03").await,
+        kpis(&clean, "2025-01", "2025-03").await
+    );
+    assert_eq!(lake_text(&crash).await.len(), lake_text(&clean).await.len());
+    // no leftover: no lock, no staging file
+    assert!(!crash_dir.join("_lock").exists());
+    let mut stack = vec![crash_dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                assert!(
+                    !p.to_string_lossy().contains('#'),
+                    "staging file left: {}",
+                    p.display()
+                );
+            }
+        }
+    }
+    let _ = fixtures::secret;
+}
