@@ -920,7 +920,9 @@ pub fn build(
                 notes
                     .push(json!({"key": "history_unreadable", "source": fr.source, "detail": why}));
             } else if cov.is_some_and(|r| f(r, "with_history") == Some(0.0)) {
-                notes.push(json!({"key": "source_without_history", "source": fr.source}));
+                notes.push(
+                    json!({"key": "source_without_history", "source": fr.source, "detail": null}),
+                );
             }
             vec![
                 json!(fr.source),

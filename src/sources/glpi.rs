@@ -422,12 +422,12 @@ impl<'a> Glpi<'a> {
                     continue;
                 };
                 let answered = str_of(&s["date_answered"]).is_some_and(|d| !d.is_empty());
-                if answered && ids.contains(&t) {
-                    if let Some(x) = str_of(&s["satisfaction_scaled_to_5"])
+                if answered
+                    && ids.contains(&t)
+                    && let Some(x) = str_of(&s["satisfaction_scaled_to_5"])
                         .or_else(|| str_of(&s["satisfaction"]))
-                    {
-                        satisfaction.insert(t, x);
-                    }
+                {
+                    satisfaction.insert(t, x);
                 }
             }
             start += page;

@@ -456,7 +456,7 @@ impl<'a> Normalizer<'a> {
                 let v = self.satisfaction.get(s).map(String::as_str).unwrap_or(s);
                 match v.parse::<f64>() {
                     Ok(x) if (1.0..=5.0).contains(&x.round()) => Some(x.round() as u8),
-                    Ok(x) if x == 0.0 && self.satisfaction.get(s).is_none() => None,
+                    Ok(x) if x == 0.0 && !self.satisfaction.contains_key(s) => None,
                     _ => return Err(format!("satisfaction '{s}' is not on a 1..5 scale")),
                 }
             }

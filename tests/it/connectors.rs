@@ -36,9 +36,10 @@ pub fn small(seed: u64) -> FixtureOptions {
 
 /// The default config with the loopback servers as its sources.
 pub fn with_sources(lb: &Loopback) -> Config {
-    let mut config = Config::default();
-    config.sources = lb.sources.clone();
-    config
+    Config {
+        sources: lb.sources.clone(),
+        ..Config::default()
+    }
 }
 
 fn secret(seed: u64) -> Vec<u8> {
@@ -268,7 +269,7 @@ async fn bad_credentials_fail_fast_with_a_clear_message_that_never_shows_them() 
             .unwrap_err()
     );
     assert!(
-        err.contains("glpi-lyon") && err.contains("App-Token") == false,
+        err.contains("glpi-lyon") && !err.contains("App-Token"),
         "{err}"
     );
     assert!(err.contains("ERROR_WRONG_APP_TOKEN_PARAMETER"), "{err}");
@@ -680,7 +681,7 @@ async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_
     let reason_of = |id: u64| {
         lines
             .iter()
-            .find(|l| l["key"] == id.to_string())
+            .find(|l| l["key"].as_str() == Some(id.to_string().as_str()))
             .map(|l| l["reason"].as_str().unwrap().to_string())
             .unwrap_or_else(|| panic!("ticket {id} is not in the quarantine: {q}"))
     };
