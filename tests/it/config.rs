@@ -53,3 +53,31 @@ fn another_organisation_uses_its_own_calendars() {
     assert_eq!(nord.business_seconds(nov11(0), nov11(23)), 0.0);
     assert_eq!(guyane.business_seconds(nov11(0), nov11(23)), 9.0 * 3600.0);
 }
+
+#[test]
+fn the_commented_source_examples_of_the_example_config_are_valid() {
+    let text = ticketlake::config::EXAMPLE_TOML;
+    let start = text.find("# [[sources]]").unwrap();
+    let uncommented: String = text[start..]
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = Config::parse(&format!("{text}\n{uncommented}\n"), "uncommented example").unwrap();
+    let ids: Vec<&str> = config.sources.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["itop-group", "glpi-lyon", "rouen-export"]);
+    assert_eq!(config.sources[0].fields["origin"], "forwarded_from");
+    assert_eq!(config.sources[1].entity, Some(0));
+    let files = config.sources[2].files.as_ref().unwrap();
+    assert_eq!(files.columns["status"], "incident_state");
+    assert_eq!(config.sources[2].map["status"]["On Hold"], "pending");
+    // a source without credentials is refused, naming what to give
+    let bad = format!(
+        "{text}\n[[sources]]\nid = \"x\"\nkind = \"glpi\"\norg = \"LYON\"\ndesk = \"school\"\nurl = \"http://g/apirest.php\"\n"
+    );
+    let err = format!("{:#}", Config::parse(&bad, "t.toml").unwrap_err());
+    assert!(
+        err.contains("source 'x'") && err.contains("token_env"),
+        "{err}"
+    );
+}

@@ -14,12 +14,13 @@ use super::common::*;
 
 pub const USER: &str = "rest-reader";
 pub const PASSWORD: &str = "s3cr3t-Pa55-w0rd-xyzzy";
+pub const TOKEN: &str = "tok-0123456789abcdef-secret";
 
 pub fn accounts() -> Accounts {
     Accounts {
         user: USER.into(),
         password: PASSWORD.into(),
-        token: Some("tok-0123456789abcdef-secret".into()),
+        token: Some(TOKEN.into()),
         app_token: None,
     }
 }
