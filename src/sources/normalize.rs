@@ -726,6 +726,119 @@ pub fn scrub(
 mod tests {
     use super::*;
 
+    fn source() -> SourceConfig {
+        toml::from_str("id = \"glpi-lyon\"\nkind = \"files\"\norg = \"LYON\"\ndesk = \"school\"\n")
+            .unwrap()
+    }
+
+    fn raw(id: &str) -> RawTicket {
+        RawTicket {
+            ticket_id: id.into(),
+            service: Some("Messagerie".into()),
+            kind: Some("incident".into()),
+            status: Some("new".into()),
+            created_at: Some("2026-03-02 09:00:00".into()),
+            ..Default::default()
+        }
+    }
+
+    fn event(id: &str, ticket: &str, at: &str, change: RawChange) -> RawEvent {
+        RawEvent {
+            event_id: id.into(),
+            ticket_id: ticket.into(),
+            at: at.into(),
+            change,
+            actor: None,
+            record: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn teams_give_levels_transfers_and_events() {
+        let (s, c) = (source(), Config::default());
+        let n = Normalizer::new(&s, &c, &[]).unwrap();
+        assert_eq!(n.team("lyon-n1"), (1, false));
+        assert_eq!(n.team("Lyon N3"), (3, false));
+        assert_eq!(
+            n.team("group-pedagogy"),
+            (2, true),
+            "a catalogue owner team, at the group desk"
+        );
+        assert_eq!(n.team("rennes-n1"), (1, true));
+        let pulled = Pulled {
+            tickets: vec![raw("1")],
+            events: vec![
+                event("e1", "1", "2026-03-02 09:00:00", RawChange::Created),
+                event(
+                    "e2",
+                    "1",
+                    "2026-03-02 09:30:00",
+                    RawChange::Team(None, Some("lyon-n1".into())),
+                ),
+                event(
+                    "e3",
+                    "1",
+                    "2026-03-02 10:00:00",
+                    RawChange::Team(None, Some("lyon-n2".into())),
+                ),
+                event(
+                    "e4",
+                    "1",
+                    "2026-03-02 11:00:00",
+                    RawChange::Status(Some("new".into()), "resolved".into()),
+                ),
+                event(
+                    "e5",
+                    "1",
+                    "2026-03-03 11:00:00",
+                    RawChange::Status(Some("resolved".into()), "assigned".into()),
+                ),
+                event(
+                    "e6",
+                    "1",
+                    "2026-03-03 12:00:00",
+                    RawChange::Status(Some("assigned".into()), "resolved".into()),
+                ),
+                event("x1", "404", "2026-03-02 09:00:00", RawChange::Created),
+            ],
+            ..Default::default()
+        };
+        let out = n.normalize(pulled, true);
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].1.reason, "event for unknown ticket '404'");
+        assert_eq!(out.rejected[0].1.key, "x1");
+        let kinds: Vec<String> = {
+            let k = out.events.column_by_name("kind").unwrap();
+            let k = arrow::array::AsArray::as_string::<i32>(k.as_ref());
+            k.iter().map(|v| v.unwrap().to_string()).collect()
+        };
+        assert_eq!(
+            kinds,
+            [
+                "status", "assign", "escalate", "assign", "status", "status", "status"
+            ]
+        );
+        let t = &out.tickets;
+        let level = arrow::array::AsArray::as_primitive::<arrow::datatypes::UInt8Type>(
+            t.column_by_name("level").unwrap().as_ref(),
+        );
+        assert_eq!(level.value(0), 2);
+        let ts = |name: &str| {
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::TimestampMicrosecondType>(
+                t.column_by_name(name).unwrap().as_ref(),
+            )
+            .value(0)
+        };
+        let d = LocalDates::new(chrono_tz::Europe::Paris, "%Y-%m-%d %H:%M:%S");
+        // assigned at the first team, resolved at the last resolution, one reopen
+        assert_eq!(ts("assigned_at"), d.parse("2026-03-02 09:30:00").unwrap());
+        assert_eq!(ts("resolved_at"), d.parse("2026-03-03 12:00:00").unwrap());
+        let reopens = arrow::array::AsArray::as_primitive::<arrow::datatypes::UInt32Type>(
+            t.column_by_name("reopen_count").unwrap().as_ref(),
+        );
+        assert_eq!(reopens.value(0), 1);
+    }
+
     #[test]
     fn local_dates_follow_the_zone() {
         let d = LocalDates::new(chrono_tz::Europe::Paris, "%Y-%m-%d %H:%M:%S");

@@ -878,3 +878,94 @@ async fn an_event_log_export_gives_the_reference_figures_of_the_4tu_help_desk() 
         again[0].counts
     );
 }
+
+#[tokio::test]
+async fn a_json_lines_export_with_one_row_per_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("tickets.jsonl");
+    std::fs::write(
+        &export,
+        concat!(
+            r#"{"id":"A1","opened":"2025-03-03T09:00:00+01:00","state":"Closed","svc":"Mail","prio":2,"done":"2025-03-04T10:00:00+01:00","closed":"2025-03-07T10:00:00+01:00","user":"alice@school.example","score":4}"#, "\n",
+            r#"{"id":"A2","opened":"2025-03-05T14:30:00+01:00","state":"Open","svc":"Mail","prio":4,"user":"bob@school.example"}"#, "\n",
+            r#"{"id":"A3","opened":"2025-03-06T08:00:00+01:00","state":"Limbo","svc":"Mail","prio":3,"user":"carol@school.example"}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let text = format!(
+        r#"{}
+[[sources]]
+id = "zammad-rouen"
+kind = "files"
+org = "ROUEN"
+desk = "school"
+[sources.files]
+paths = ["{}"]
+format = "jsonl"
+layout = "tickets"
+timestamp_format = "rfc3339"
+columns = {{ ticket_id = "id", created_at = "opened", status = "state", service = "svc", priority = "prio", resolved_at = "done", closed_at = "closed", requester = "user", satisfaction = "score" }}
+constants = {{ kind = "service_request", channel = "email" }}
+[sources.map.status]
+"Closed" = "closed"
+"Open" = "new"
+[sources.map.service]
+"Mail" = "Messagerie"
+"#,
+        ticketlake::config::EXAMPLE_TOML,
+        export.display()
+    );
+    let config = Config::parse(&text, "jsonl test config").unwrap();
+    let lake_dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(lake_dir.path().to_str().unwrap(), true).unwrap();
+    let r = pull::pull(&lake, &config, b"k", &PullOptions::default(), &Silent)
+        .await
+        .unwrap();
+    assert_eq!((r[0].counts.tickets_new, r[0].counts.quarantined), (2, 1));
+    let q = std::fs::read_to_string(
+        lake_dir
+            .path()
+            .join("_quarantine/zammad-rouen/tickets.jsonl"),
+    )
+    .unwrap();
+    assert!(
+        q.contains("\"key\":\"A3\"") && q.contains("unknown status 'Limbo'"),
+        "{q}"
+    );
+    assert!(
+        !q.contains("carol@"),
+        "pseudonymised in the quarantine too: {q}"
+    );
+    let k = kpis(&lake, "2025-03", "2025-03").await;
+    // A1: resolved 2025-03-04 10:00 after 2025-03-03 09:00, 25 h; P2; answered 4 (satisfied)
+    let rt = row(
+        &k,
+        "resolution_time",
+        &[
+            ("desk", serde_json::json!("school")),
+            ("priority", serde_json::json!(2)),
+        ],
+    );
+    assert_close(num(rt, "median_h"), 25.0, "A1 wall-clock hours");
+    let sat = row(
+        &k,
+        "satisfaction",
+        &[("month", serde_json::json!("2025-03"))],
+    );
+    assert_eq!(
+        (
+            num(sat, "closed"),
+            num(sat, "answered"),
+            num(sat, "satisfied_rate")
+        ),
+        (1.0, 1.0, 1.0)
+    );
+    assert_eq!(
+        scalar(
+            &lake,
+            "select count(*) from tickets where requester like '%@%'"
+        )
+        .await,
+        0
+    );
+}
