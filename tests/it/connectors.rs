@@ -139,6 +139,7 @@ async fn pulls_survive_500s_timeouts_and_pages_that_shift() {
     let opts = small(4);
     let faults = Faults {
         fail_every: Some(5),
+        throttle_every: Some(211),
         slow_every: Some((97, std::time::Duration::from_millis(2500))),
         insert_after_first_page: true,
         history_denied: false,
