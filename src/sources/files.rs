@@ -290,7 +290,7 @@ pub fn read(
                     at: at_text.clone(),
                     change: RawChange::Status(status.clone(), s.clone()),
                     actor: actor.clone(),
-                    record: row.record.clone(),
+                    raw: Some(row.record.clone()),
                 });
                 status = Some(s);
             }
@@ -303,7 +303,7 @@ pub fn read(
                     at: at_text.clone(),
                     change: RawChange::Team(team.clone(), Some(t.clone())),
                     actor: actor.clone(),
-                    record: row.record.clone(),
+                    raw: Some(row.record.clone()),
                 });
                 team = Some(t);
             }

@@ -590,6 +590,8 @@ impl<'a> Glpi<'a> {
                 _ => {}
             }
             let Some(id) = str_of(&item["id"]) else {
+                let mut item = item;
+                scrub(&mut item, &["user_name"], self.pseudo);
                 pulled.rejected.push((
                     Table::Events,
                     Rejected {
@@ -604,15 +606,13 @@ impl<'a> Glpi<'a> {
                 .map(|u| strip_id(&u))
                 .filter(|u| !u.is_empty())
                 .map(|u| self.pseudo.pseudonym(&u));
-            let mut record = item.clone();
-            scrub(&mut record, &["user_name"], self.pseudo);
             pulled.events.push(RawEvent {
                 event_id: id,
                 ticket_id: ticket_id.to_string(),
                 at: str_of(&item["date_mod"]).unwrap_or_default(),
                 change,
                 actor,
-                record,
+                raw: None,
             });
         }
     }

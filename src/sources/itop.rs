@@ -585,12 +585,6 @@ impl<'a> Itop<'a> {
                 _ => return Ok(None),
             }
         };
-        let mut record = f.clone();
-        scrub(
-            &mut record,
-            &["user_id", "user_id_friendlyname", "userinfo"],
-            self.pseudo,
-        );
         Ok(Some(RawEvent {
             event_id: id,
             ticket_id: ticket_id.to_string(),
@@ -599,7 +593,7 @@ impl<'a> Itop<'a> {
             actor: str_of(&f["user_id_friendlyname"])
                 .filter(|s| !s.is_empty())
                 .map(|s| self.pseudo.pseudonym(&s)),
-            record,
+            raw: None,
         }))
     }
 }

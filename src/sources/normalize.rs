@@ -72,7 +72,25 @@ pub struct RawEvent {
     pub at: String,
     pub change: RawChange,
     pub actor: Option<String>,
-    pub record: serde_json::Value,
+    /// The source row, when the connector keeps it (else [`RawEvent::record`] rebuilds
+    /// one from the decoded fields: a pull holds hundreds of thousands of history rows).
+    pub raw: Option<serde_json::Value>,
+}
+
+impl RawEvent {
+    /// The record for the quarantine.
+    pub fn record(self) -> serde_json::Value {
+        match self.raw {
+            Some(r) => r,
+            None => serde_json::json!({
+                "event_id": self.event_id,
+                "ticket_id": self.ticket_id,
+                "at": self.at,
+                "change": format!("{:?}", self.change),
+                "actor": self.actor,
+            }),
+        }
+    }
 }
 
 /// What a connector brought back from one pull.
@@ -297,8 +315,8 @@ impl<'a> Normalizer<'a> {
                     Table::Events,
                     Rejected {
                         key: e.event_id.clone(),
-                        record: e.record,
                         reason: format!("event for unknown ticket '{}'", e.ticket_id),
+                        record: e.record(),
                     },
                 ));
                 continue;
@@ -312,8 +330,8 @@ impl<'a> Normalizer<'a> {
                     Table::Events,
                     Rejected {
                         key: e.event_id.clone(),
-                        record: e.record,
                         reason: format!("unparseable date: {why}"),
+                        record: e.record(),
                     },
                 )),
             }
@@ -353,8 +371,8 @@ impl<'a> Normalizer<'a> {
                             Table::Events,
                             Rejected {
                                 key: e.event_id.clone(),
-                                record: e.record,
                                 reason: format!("event of quarantined ticket '{}'", t.ticket_id),
+                                record: e.record(),
                             },
                         ));
                     }
@@ -749,7 +767,7 @@ mod tests {
             at: at.into(),
             change,
             actor: None,
-            record: serde_json::Value::Null,
+            raw: None,
         }
     }
 
