@@ -745,10 +745,31 @@ async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_
     );
 }
 
+/// A file of the shared datasets: `$TICKETLAKE_DATASETS`, else `../shared/datasets` beside
+/// the project (where the datasets live), else `/work/shared/datasets`.
+fn dataset(name: &str) -> std::path::PathBuf {
+    let candidates = [
+        std::env::var("TICKETLAKE_DATASETS")
+            .ok()
+            .map(std::path::PathBuf::from),
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")),
+        Some(std::path::PathBuf::from("/work/shared/datasets")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "dataset {name} not found: set TICKETLAKE_DATASETS to the shared datasets folder"
+            )
+        })
+}
+
 /// The 4TU help-desk event log (one row per activity) as a files source.
 fn helpdesk_config() -> Config {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/datasets/helpdesk-4tu/helpdesk.csv");
+    let path = dataset("helpdesk-4tu/helpdesk.csv");
     let text = format!(
         r#"{}
 [[sources]]
