@@ -9,6 +9,7 @@ mod init;
 mod kpi;
 mod pull;
 mod report;
+mod run;
 mod schema;
 mod sql;
 
@@ -28,12 +29,34 @@ use crate::lake::Lake;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines (on stderr) as text or JSON lines; `TICKETLAKE_LOG` sets the level.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// Whether log lines are JSON (then messages meant for people go through the log too).
+static LOG_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Reports a problem: a line on stderr, or a JSON log line with `--log-format json`.
+pub fn report_problem(kind: &str, message: &str) {
+    if LOG_JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(check = kind, "{message}");
+    } else {
+        eprintln!("ticketlake run: check failed: {message}");
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     Demo(demo::DemoArgs),
     Pull(pull::PullArgs),
+    Run(run::RunArgs),
     Check(check::CheckArgs),
     Decide(decide::DecideArgs),
     Fixtures(fixtures::FixturesArgs),
@@ -82,19 +105,26 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Parses the command line and runs; the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TICKETLAKE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TICKETLAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => {
+            LOG_JSON.store(true, std::sync::atomic::Ordering::Relaxed);
+            logs.json().init()
+        }
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let result = runtime().and_then(|rt| {
         rt.block_on(async {
             match cli.command {
                 Command::Demo(a) => demo::run(a).await,
                 Command::Pull(a) => pull::run(a).await,
+                Command::Run(a) => run::run(a).await,
                 Command::Check(a) => check::run(a).await,
                 Command::Decide(a) => decide::run(a).await,
                 Command::Fixtures(a) => fixtures::run(a).await,

@@ -195,6 +195,7 @@ pub async fn run(args: PullArgs) -> Result<ExitCode> {
         source: args.source.clone(),
         full: args.full,
         since: args.since,
+        now: None,
     };
     let (_, over) = pull_and_report(
         &lake,

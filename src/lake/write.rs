@@ -95,6 +95,8 @@ pub struct LakeWriter {
     per_source: BTreeMap<String, SourceCounts>,
     /// Keys written per (source, table), to clear them from the quarantine.
     written_keys: Option<BTreeMap<(String, Table), std::collections::HashSet<String>>>,
+    /// The run's time in state files (now, unless fixed for reproducible runs).
+    run_time: Option<DateTime<Utc>>,
 }
 
 impl LakeWriter {
@@ -109,7 +111,14 @@ impl LakeWriter {
             summary: WriteSummary::default(),
             per_source: BTreeMap::new(),
             written_keys: None,
+            run_time: None,
         }
+    }
+
+    /// Stamps state files and the quarantine with `at` instead of the clock.
+    pub fn at(mut self, at: Option<DateTime<Utc>>) -> LakeWriter {
+        self.run_time = at;
+        self
     }
 
     /// Keeps the keys of the records written, so a record that was quarantined by an
@@ -262,7 +271,7 @@ impl LakeWriter {
     /// Writes what is left, then the quarantine, then each source's state: last.
     pub async fn finish(mut self) -> Result<WriteSummary> {
         self.flush(None).await?;
-        let run = Utc::now();
+        let run = self.run_time.unwrap_or_else(Utc::now);
         let mut pairs: std::collections::BTreeSet<(String, Table)> =
             self.rejected.keys().cloned().collect();
         if let Some(keys) = &self.written_keys {

@@ -29,6 +29,8 @@ pub struct PullOptions {
     pub full: bool,
     /// Start here instead of the watermark.
     pub since: Option<DateTime<Utc>>,
+    /// The time stamped in state files (`run --now`; default: the clock).
+    pub now: Option<DateTime<Utc>>,
 }
 
 /// How one source's pull went.
@@ -173,7 +175,9 @@ async fn pull_locked(
         }
         let has_history = history_unavailable.is_none();
         let normalized = normalizer.normalize(pulled, has_history);
-        let mut writer = LakeWriter::new(lake.clone(), days.clone()).clearing_quarantine();
+        let mut writer = LakeWriter::new(lake.clone(), days.clone())
+            .clearing_quarantine()
+            .at(opts.now);
         let mut by_table: std::collections::BTreeMap<Table, Vec<_>> = Default::default();
         for (table, r) in normalized.rejected {
             by_table.entry(table).or_default().push(r);

@@ -413,3 +413,139 @@ async fn killed_at_twenty_points_the_pull_still_converges_on_the_clean_lake() {
     }
     let _ = fixtures::secret;
 }
+
+fn run_cmd(config: &Path, lake: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("run")
+        .arg("--config")
+        .arg(config)
+        .arg("--lake")
+        .arg(lake)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env("TICKETLAKE_FIXTURE_USER", USER)
+        .env("TICKETLAKE_FIXTURE_PASSWORD", PASSWORD)
+        .env("TICKETLAKE_FIXTURE_TOKEN", TOKEN)
+        .env("TICKETLAKE_PSEUDONYM_SECRET", SECRET);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_twice_for_a_month_gives_the_same_report_and_says_one_line() {
+    let opts = FixtureOptions {
+        tickets: 800,
+        months: 4,
+        ..small(26)
+    };
+    let lb = loopback::start(
+        &Config::default(),
+        opts,
+        b"x",
+        accounts(),
+        Faults::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let lake_dir = dir.path().join("lake");
+    let (out_a, out_b) = (dir.path().join("a"), dir.path().join("b"));
+    let now = ["--now", "2025-05-03T06:00:00Z"];
+    let first = run(run_cmd(&cfg, &lake_dir, &out_a, &now)).await;
+    let said = String::from_utf8_lossy(&first.stdout).to_string();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // one line, naming the month: the last complete one before --now
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.starts_with("ticketlake run: 2025-04: 8 sources pulled (800 new tickets"),
+        "{said}"
+    );
+    let second = run(run_cmd(&cfg, &lake_dir, &out_b, &now)).await;
+    assert_eq!(second.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&second.stdout)
+            .contains("(0 new tickets, 0 updated, 0 quarantined)")
+    );
+    for name in [
+        "ticketlake-2025-04.fr.html",
+        "ticketlake-2025-04.fr.pdf",
+        "ticketlake-2025-04.en.html",
+        "ticketlake-2025-04.en.pdf",
+        "ticketlake-2025-04.kpi.json",
+    ] {
+        let (a, b) = (
+            std::fs::read(out_a.join(name)).unwrap(),
+            std::fs::read(out_b.join(name)).unwrap(),
+        );
+        assert!(a.len() > 1000, "{name}");
+        assert!(a == b, "{name} differs between two runs of the same month");
+    }
+    // --quiet: nothing at all on success
+    let quiet = run(run_cmd(
+        &cfg,
+        &lake_dir,
+        &out_b,
+        &["--quiet", "--now", "2025-05-03T06:00:00Z"],
+    ))
+    .await;
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(quiet.stdout.is_empty() && quiet.stderr.is_empty());
+    // a check that fails: exit 1, the source named, what to do
+    let stale_args = [
+        "--quiet",
+        "--stale-days",
+        "1",
+        "--now",
+        "2025-06-15T06:00:00Z",
+        "--month",
+        "2025-04",
+    ];
+    let out = run(run_cmd(&cfg, &lake_dir, &out_b, &stale_args)).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("check failed: source 'itop-group' has had no update since 2025-04-30"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ticketlake check --source itop-group"),
+        "{err}"
+    );
+    // the same as JSON log lines, one per problem, nothing else on stderr
+    let mut json = run_cmd(&cfg, &lake_dir, &out_b, &stale_args);
+    json.args(["--log-format", "json"])
+        .env("TICKETLAKE_LOG", "info");
+    let out = run(json).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let stale: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "ERROR" && l["fields"]["check"] == "stale")
+        .collect();
+    assert_eq!(stale.len(), 8, "{err}");
+    // an unreachable source: exit 2, and what to do
+    drop(lb);
+    let out = run(run_cmd(
+        &cfg,
+        &lake_dir,
+        &out_b,
+        &["--now", "2025-05-03T06:00:00Z"],
+    ))
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the pull failed") && err.contains("run again") && err.contains("itop-group"),
+        "{err}"
+    );
+}
