@@ -516,7 +516,10 @@ fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<Mer
     Ok(counts)
 }
 
-/// One batch with each key once (the last occurrence wins), sorted by (instant, key).
+/// One batch with each key once, sorted by (instant, key). For tickets the row with the
+/// newest `updated_at` (else `created_at`) wins, so the latest state does not depend on
+/// the order in which batches arrive; on a tie, and for events (which do not change),
+/// the last occurrence wins.
 pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let schema = table.file_schema();
     let instants: Vec<_> = batches
@@ -527,6 +530,23 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
                 .as_primitive::<TimestampMicrosecondType>()
         })
         .collect();
+    let updated: Vec<Option<_>> = batches
+        .iter()
+        .map(|b| {
+            (table == Table::Tickets).then(|| {
+                b.column_by_name("updated_at")
+                    .expect("canonical column")
+                    .as_primitive::<TimestampMicrosecondType>()
+            })
+        })
+        .collect();
+    let version = |b: usize, r: usize| -> i64 {
+        match updated[b] {
+            Some(u) if u.is_valid(r) => u.value(r),
+            Some(_) => instants[b].value(r),
+            None => 0,
+        }
+    };
     let mut latest: HashMap<&str, (usize, usize)> = HashMap::new();
     for (b, batch) in batches.iter().enumerate() {
         let keys = batch
@@ -534,7 +554,17 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             .expect("canonical column")
             .as_string::<i32>();
         for r in 0..batch.num_rows() {
-            latest.insert(keys.value(r), (b, r));
+            match latest.entry(keys.value(r)) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((b, r));
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let (ob, or) = *e.get();
+                    if version(b, r) >= version(ob, or) {
+                        e.insert((b, r));
+                    }
+                }
+            }
         }
     }
     let mut order: Vec<(i64, &str, (usize, usize))> = latest
