@@ -1,6 +1,7 @@
 //! The `ticketlake` command: argument parsing, dispatch to one file per subcommand, and
 //! the mapping of errors to exit codes (0 success, 1 a check failed, 2 an error).
 
+mod audit;
 mod check;
 mod decide;
 mod demo;
@@ -58,6 +59,7 @@ enum Command {
     Pull(pull::PullArgs),
     Run(run::RunArgs),
     Check(check::CheckArgs),
+    Audit(audit::AuditArgs),
     Decide(decide::DecideArgs),
     Fixtures(fixtures::FixturesArgs),
     Kpi(kpi::KpiArgs),
@@ -126,6 +128,7 @@ pub fn main() -> ExitCode {
                 Command::Pull(a) => pull::run(a).await,
                 Command::Run(a) => run::run(a).await,
                 Command::Check(a) => check::run(a).await,
+                Command::Audit(a) => audit::run(a).await,
                 Command::Decide(a) => decide::run(a).await,
                 Command::Fixtures(a) => fixtures::run(a).await,
                 Command::Kpi(a) => kpi::run(a).await,

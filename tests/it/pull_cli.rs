@@ -149,6 +149,53 @@ async fn credentials_and_identities_never_reach_the_output_or_the_lake() {
             );
         }
     }
+    // the audit finds nothing on a pulled lake…
+    let audit = |lake: &Path| {
+        let mut c = Command::new(bin());
+        c.args(["audit", "--lake"]).arg(lake);
+        c
+    };
+    let out = run(audit(&lake_dir)).await;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("no e-mail address, no login"), "{said}");
+    // …and finds what was planted: an address and a login in the quarantine, a raw
+    // requester in the tickets
+    let planted = dir.path().join("planted");
+    let lake_p = Lake::open(planted.to_str().unwrap(), true).unwrap();
+    let mut t = ticket("1", "2025-01-06 09:00");
+    t.requester = "jean.dupont";
+    write_into(
+        lake_p,
+        &[SourceData {
+            id: "glpi-lyon",
+            tickets: vec![t],
+            events: vec![],
+        }],
+    )
+    .await;
+    std::fs::create_dir_all(planted.join("_quarantine/glpi-lyon")).unwrap();
+    std::fs::write(
+        planted.join("_quarantine/glpi-lyon/tickets.jsonl"),
+        "{\"key\":\"9\",\"reason\":\"x\",\"record\":{\"4\":\"jdupont (42)\",\"mail\":\"jean.dupont@insa-lyon.fr\"}}\n",
+    )
+    .unwrap();
+    let out = run(audit(&planted)).await;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("tickets.requester (source glpi-lyon): 1 × identity that is not a pseudonym (e.g. je…nt)"), "{said}");
+    assert!(
+        said.contains("_quarantine/glpi-lyon/tickets.jsonl: 1 × e-mail address"),
+        "{said}"
+    );
+    assert!(
+        said.contains("_quarantine/glpi-lyon/tickets.jsonl: 1 × login reference"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("jean.dupont@"),
+        "the audit masks what it finds: {said}"
+    );
     // a wrong password: exit 2, the source named, the password not shown
     let mut c = pull_cmd(&cfg, &lake_dir, &["--source", "glpi-lyon"]);
     c.env("TICKETLAKE_FIXTURE_PASSWORD", "the-wrong-one-42");
