@@ -36,14 +36,36 @@ async fn writes_and_escapes_are_refused() {
         let err = format!("{:#}", run_read_only(&ctx, sql).await.unwrap_err());
         assert!(err.contains("refused"), "{sql}: {err}");
     }
-    // no file outside the lake can be read as a table
-    let err = format!(
-        "{:#}",
-        run_read_only(&ctx, "select * from '/etc/passwd'")
-            .await
-            .unwrap_err()
-    );
-    assert!(err.contains("SQL error"), "{err}");
+    // no file or URL outside the lake can be read as a table, nor through a function
+    for sql in [
+        "select * from '/etc/passwd'",
+        "select * from 'file:///etc/passwd'",
+        "select * from 's3://bucket/tickets.parquet'",
+        "select * from 'https://example.org/x.csv'",
+        "select * from read_parquet('/etc/passwd')",
+        "select * from read_csv('/etc/passwd')",
+        "select * from '../../etc/passwd'",
+    ] {
+        let err = format!("{:#}", run_read_only(&ctx, sql).await.unwrap_err());
+        assert!(
+            err.starts_with("SQL error") || err.contains("refused"),
+            "{sql}: {err}"
+        );
+        assert!(!err.contains("root:"), "{sql} read the file: {err}");
+    }
+    for sql in [
+        "create function f(int) returns int return $1",
+        "create schema s",
+        "drop view status_intervals",
+        "prepare q as select 1",
+        "truncate table tickets",
+    ] {
+        let err = format!("{:#}", run_read_only(&ctx, sql).await.unwrap_err());
+        assert!(
+            err.contains("refused") || err.starts_with("SQL error"),
+            "{sql}: {err}"
+        );
+    }
     assert!(!std::path::Path::new("/tmp/ticketlake-copy.csv").exists());
 
     // queries run, several statements too
