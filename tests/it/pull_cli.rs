@@ -596,3 +596,104 @@ async fn run_twice_for_a_month_gives_the_same_report_and_says_one_line() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_killed_at_twenty_points_then_run_again_gives_the_uninterrupted_result() {
+    let opts = FixtureOptions {
+        tickets: 700,
+        months: 3,
+        ..small(27)
+    };
+    let faults = Faults {
+        slow_every: Some((4, std::time::Duration::from_millis(15))),
+        ..Faults::default()
+    };
+    let lb = loopback::start(&Config::default(), opts, b"x", accounts(), faults)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let now = ["--now", "2025-04-02T06:00:00Z", "--quiet"];
+    // the same paths for both series (the report's appendix names the lake)
+    let (lake, out_dir) = (dir.path().join("lake"), dir.path().join("out"));
+    let started = std::time::Instant::now();
+    let out = run(run_cmd(&cfg, &lake, &out_dir, &now)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean_time = started.elapsed();
+    let (clean_lake, clean_out) = (dir.path().join("clean-lake"), dir.path().join("clean-out"));
+    std::fs::rename(&lake, &clean_lake).unwrap();
+    std::fs::rename(&out_dir, &clean_out).unwrap();
+    let mut killed = 0;
+    for i in 1..=20u32 {
+        // the lake is cleared between kills so each run does the whole work again
+        let mut c = run_cmd(&cfg, &lake, &out_dir, &now);
+        c.stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        tokio::time::sleep(clean_time * i / 21).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        if i % 2 == 0 {
+            // every other time, start again from whatever the kill left in the lake and
+            // also drop the state files, so the next run pulls everything again
+            let _ = std::fs::remove_dir_all(lake.join("_state"));
+        }
+        // a report a reader can see is always whole
+        if let Ok(entries) = std::fs::read_dir(&out_dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.ends_with(".pdf") {
+                    let bytes = std::fs::read(e.path()).unwrap();
+                    assert!(
+                        bytes.starts_with(b"%PDF") && bytes.trim_ascii_end().ends_with(b"%%EOF"),
+                        "{name} is cut"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        killed >= 12,
+        "only {killed} runs were killed before they finished"
+    );
+    let out = run(run_cmd(&cfg, &lake, &out_dir, &now)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, b) = (
+        Lake::open(clean_lake.to_str().unwrap(), false).unwrap(),
+        Lake::open(lake.to_str().unwrap(), false).unwrap(),
+    );
+    assert_eq!(
+        kpis(&a, "2025-01", "2025-03").await,
+        kpis(&b, "2025-01", "2025-03").await
+    );
+    for name in [
+        "ticketlake-2025-03.fr.html",
+        "ticketlake-2025-03.en.pdf",
+        "ticketlake-2025-03.kpi.json",
+    ] {
+        let (x, y) = (
+            std::fs::read(clean_out.join(name)).unwrap(),
+            std::fs::read(out_dir.join(name)).unwrap(),
+        );
+        if x != y {
+            std::fs::write(format!("/tmp/ticketlake-clean-{name}"), &x).unwrap();
+            std::fs::write(format!("/tmp/ticketlake-crash-{name}"), &y).unwrap();
+        }
+        assert!(
+            x == y,
+            "{name} differs from the uninterrupted run's (both kept in /tmp)"
+        );
+    }
+}
