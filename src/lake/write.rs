@@ -483,29 +483,24 @@ fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<Mer
             .map(|f| SortField::new(f.data_type().clone()))
             .collect(),
     )?;
-    let mut existing: HashMap<String, Vec<u8>> = HashMap::new();
-    for b in old {
-        let rows = converter.convert_columns(b.columns())?;
-        let keys = b
-            .column_by_name(table.key_column())
-            .expect("canonical column")
-            .as_string::<i32>();
-        for (i, row) in rows.iter().enumerate() {
-            existing.insert(keys.value(i).to_string(), row.as_ref().to_vec());
+    // each key's last row, as comparable bytes
+    let rows_by_key = |batches: &[RecordBatch]| -> Result<HashMap<String, Vec<u8>>> {
+        let mut out = HashMap::new();
+        for b in batches {
+            let rows = converter.convert_columns(b.columns())?;
+            let keys = b
+                .column_by_name(table.key_column())
+                .expect("canonical column")
+                .as_string::<i32>();
+            for (i, row) in rows.iter().enumerate() {
+                out.insert(keys.value(i).to_string(), row.as_ref().to_vec());
+            }
         }
-    }
+        Ok(out)
+    };
+    let existing = rows_by_key(old)?;
+    let staged = rows_by_key(new)?;
     let mut counts = MergeCounts::default();
-    let mut staged: HashMap<String, Vec<u8>> = HashMap::new();
-    for b in new {
-        let rows = converter.convert_columns(b.columns())?;
-        let keys = b
-            .column_by_name(table.key_column())
-            .expect("canonical column")
-            .as_string::<i32>();
-        for (i, row) in rows.iter().enumerate() {
-            staged.insert(keys.value(i).to_string(), row.as_ref().to_vec());
-        }
-    }
     for (key, row) in &staged {
         match existing.get(key) {
             None => counts.new += 1,

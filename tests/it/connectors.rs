@@ -47,6 +47,19 @@ fn secret(seed: u64) -> Vec<u8> {
     fixtures::secret(&Config::default(), seed)
 }
 
+/// Pulls every loopback source into `lake`.
+async fn pull_all(lake: &Lake, lb: &Loopback, seed: u64) -> Vec<pull::SourceReport> {
+    pull::pull(
+        lake,
+        &with_sources(lb),
+        &secret(seed),
+        &PullOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_pull_from_the_servers_gives_the_kpis_of_the_fixtures_written_directly() {
     let config = Config::default();
@@ -63,15 +76,7 @@ async fn a_pull_from_the_servers_gives_the_kpis_of_the_fixtures_written_directly
     assert_eq!((lb.itop.len(), lb.glpi.len()), (4, 4));
     let pulled_dir = tempfile::tempdir().unwrap();
     let pulled = Lake::open(pulled_dir.path().to_str().unwrap(), true).unwrap();
-    let reports = pull::pull(
-        &pulled,
-        &with_sources(&lb),
-        &secret(3),
-        &PullOptions::default(),
-        &Silent,
-    )
-    .await
-    .unwrap();
+    let reports = pull_all(&pulled, &lb, 3).await;
     assert_eq!(reports.len(), 8);
     let read: u64 = reports.iter().map(|r| r.tickets_read).sum();
     assert_eq!(read, 2500, "every ticket read once");
@@ -87,15 +92,7 @@ async fn a_pull_from_the_servers_gives_the_kpis_of_the_fixtures_written_directly
     }
 
     // the same pull again: nothing new, nothing rewritten
-    let again = pull::pull(
-        &pulled,
-        &with_sources(&lb),
-        &secret(3),
-        &PullOptions::default(),
-        &Silent,
-    )
-    .await
-    .unwrap();
+    let again = pull_all(&pulled, &lb, 3).await;
     for r in &again {
         assert_eq!(
             (
@@ -318,15 +315,7 @@ async fn without_the_right_to_read_history_the_pull_goes_on_and_says_so() {
     });
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
-    let reports = pull::pull(
-        &lake,
-        &with_sources(&lb),
-        &secret(6),
-        &PullOptions::default(),
-        &Silent,
-    )
-    .await
-    .unwrap();
+    let reports = pull_all(&lake, &lb, 6).await;
     for id in ["itop-group", "glpi-lyon"] {
         let r = reports.iter().find(|r| r.source == id).unwrap();
         let why = r.history_unavailable.as_deref().unwrap_or_default();

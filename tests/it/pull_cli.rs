@@ -40,6 +40,26 @@ fn config_file(lb: &Loopback, dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// Loopback servers over `tickets` generated tickets.
+async fn servers(tickets: u64, months: u32, seed: u64, faults: Faults) -> Loopback {
+    let opts = FixtureOptions {
+        tickets,
+        months,
+        ..small(seed)
+    };
+    loopback::start(&Config::default(), opts, b"x", accounts(), faults)
+        .await
+        .unwrap()
+}
+
+/// Every fourth answer 15 ms late: a pull long enough to be killed in the middle.
+fn slowed() -> Faults {
+    Faults {
+        slow_every: Some((4, std::time::Duration::from_millis(15))),
+        ..Faults::default()
+    }
+}
+
 fn pull_cmd(config: &Path, lake: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.arg("pull")
@@ -85,20 +105,7 @@ async fn lake_text(lake: &Lake) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_and_identities_never_reach_the_output_or_the_lake() {
-    let opts = FixtureOptions {
-        tickets: 500,
-        months: 2,
-        ..small(21)
-    };
-    let lb = loopback::start(
-        &Config::default(),
-        opts,
-        b"x",
-        accounts(),
-        Faults::default(),
-    )
-    .await
-    .unwrap();
+    let lb = servers(500, 2, 21, Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(&lb, dir.path());
     let lake_dir = dir.path().join("lake");
@@ -224,20 +231,7 @@ async fn credentials_and_identities_never_reach_the_output_or_the_lake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_says_what_each_source_lets_us_read() {
-    let opts = FixtureOptions {
-        tickets: 300,
-        months: 1,
-        ..small(22)
-    };
-    let lb = loopback::start(
-        &Config::default(),
-        opts,
-        b"x",
-        accounts(),
-        Faults::default(),
-    )
-    .await
-    .unwrap();
+    let lb = servers(300, 1, 22, Faults::default()).await;
     lb.itop[1].1.set_faults(Faults {
         history_denied: true,
         ..Faults::default()
@@ -272,20 +266,7 @@ async fn check_says_what_each_source_lets_us_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_pull_on_a_locked_lake_says_it_is_already_running() {
-    let opts = FixtureOptions {
-        tickets: 200,
-        months: 1,
-        ..small(23)
-    };
-    let lb = loopback::start(
-        &Config::default(),
-        opts,
-        b"x",
-        accounts(),
-        Faults::default(),
-    )
-    .await
-    .unwrap();
+    let lb = servers(200, 1, 23, Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(&lb, dir.path());
     let lake_dir = dir.path().join("lake");
@@ -308,20 +289,7 @@ async fn a_second_pull_on_a_locked_lake_says_it_is_already_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_quarantined_records_than_allowed_is_exit_1() {
-    let opts = FixtureOptions {
-        tickets: 200,
-        months: 1,
-        ..small(24)
-    };
-    let lb = loopback::start(
-        &Config::default(),
-        opts,
-        b"x",
-        accounts(),
-        Faults::default(),
-    )
-    .await
-    .unwrap();
+    let lb = servers(200, 1, 24, Faults::default()).await;
     lb.glpi[0].1.with_data(|d| {
         for (row, _) in d.tickets.values_mut().take(3) {
             row["12"] = serde_json::json!(42);
@@ -370,18 +338,7 @@ async fn more_quarantined_records_than_allowed_is_exit_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_twenty_points_the_pull_still_converges_on_the_clean_lake() {
-    let opts = FixtureOptions {
-        tickets: 1500,
-        months: 3,
-        ..small(25)
-    };
-    let faults = Faults {
-        slow_every: Some((4, std::time::Duration::from_millis(15))),
-        ..Faults::default()
-    };
-    let lb = loopback::start(&Config::default(), opts, b"x", accounts(), faults)
-        .await
-        .unwrap();
+    let lb = servers(1500, 3, 25, slowed()).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(&lb, dir.path());
     let clean_dir = dir.path().join("clean");
@@ -480,20 +437,7 @@ fn run_cmd(config: &Path, lake: &Path, out: &Path, extra: &[&str]) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_twice_for_a_month_gives_the_same_report_and_says_one_line() {
-    let opts = FixtureOptions {
-        tickets: 800,
-        months: 4,
-        ..small(26)
-    };
-    let lb = loopback::start(
-        &Config::default(),
-        opts,
-        b"x",
-        accounts(),
-        Faults::default(),
-    )
-    .await
-    .unwrap();
+    let lb = servers(800, 4, 26, Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(&lb, dir.path());
     let lake_dir = dir.path().join("lake");
@@ -599,18 +543,7 @@ async fn run_twice_for_a_month_gives_the_same_report_and_says_one_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_killed_at_twenty_points_then_run_again_gives_the_uninterrupted_result() {
-    let opts = FixtureOptions {
-        tickets: 700,
-        months: 3,
-        ..small(27)
-    };
-    let faults = Faults {
-        slow_every: Some((4, std::time::Duration::from_millis(15))),
-        ..Faults::default()
-    };
-    let lb = loopback::start(&Config::default(), opts, b"x", accounts(), faults)
-        .await
-        .unwrap();
+    let lb = servers(700, 3, 27, slowed()).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(&lb, dir.path());
     let now = ["--now", "2025-04-02T06:00:00Z", "--quiet"];
