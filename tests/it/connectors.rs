@@ -47,6 +47,18 @@ fn secret(seed: u64) -> Vec<u8> {
     fixtures::secret(&Config::default(), seed)
 }
 
+/// Loopback servers over `tickets` generated tickets.
+pub async fn servers(tickets: u64, months: u32, seed: u64, faults: Faults) -> Loopback {
+    let opts = FixtureOptions {
+        tickets,
+        months,
+        ..small(seed)
+    };
+    loopback::start(&Config::default(), opts, b"x", accounts(), faults)
+        .await
+        .unwrap()
+}
+
 /// Pulls every loopback source into `lake`.
 async fn pull_all(lake: &Lake, lb: &Loopback, seed: u64) -> Vec<pull::SourceReport> {
     pull::pull(
@@ -297,14 +309,7 @@ async fn bad_credentials_fail_fast_with_a_clear_message_that_never_shows_them() 
 #[tokio::test]
 async fn without_the_right_to_read_history_the_pull_goes_on_and_says_so() {
     let config = Config::default();
-    let opts = FixtureOptions {
-        tickets: 400,
-        months: 2,
-        ..small(6)
-    };
-    let lb = loopback::start(&config, opts, &secret(6), accounts(), Faults::default())
-        .await
-        .unwrap();
+    let lb = servers(400, 2, 6, Faults::default()).await;
     lb.itop[0].1.set_faults(Faults {
         history_denied: true,
         ..Faults::default()
@@ -629,15 +634,7 @@ fn parquet_files(dir: &std::path::Path) -> Vec<(String, std::time::SystemTime)> 
 #[tokio::test]
 async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_lost() {
     use serde_json::json;
-    let config = Config::default();
-    let opts = FixtureOptions {
-        tickets: 600,
-        months: 2,
-        ..small(8)
-    };
-    let lb = loopback::start(&config, opts, &secret(8), accounts(), Faults::default())
-        .await
-        .unwrap();
+    let lb = servers(600, 2, 8, Faults::default()).await;
     let srv = &lb.glpi[0].1;
     let (total, bad_ids) = srv.with_data(|d| {
         let ids: Vec<u64> = d.tickets.keys().copied().take(7).collect();

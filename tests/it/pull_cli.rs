@@ -6,12 +6,11 @@ use std::process::{Command, Output};
 
 use ticketlake::config::Config;
 use ticketlake::lake::Lake;
-use ticketlake::sources::fixtures::loopback::{self, Loopback};
+use ticketlake::sources::fixtures::loopback::Loopback;
 use ticketlake::sources::fixtures::server::Faults;
-use ticketlake::sources::fixtures::{self, FixtureOptions};
 
 use super::common::*;
-use super::connectors::{PASSWORD, TOKEN, USER, accounts, small, with_sources};
+use super::connectors::{PASSWORD, TOKEN, USER, servers, with_sources};
 
 const SECRET: &str = "pseudonym-secret-for-the-cli-tests";
 
@@ -38,18 +37,6 @@ fn config_file(lb: &Loopback, dir: &Path) -> std::path::PathBuf {
     let path = dir.join("ticketlake.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Loopback servers over `tickets` generated tickets.
-async fn servers(tickets: u64, months: u32, seed: u64, faults: Faults) -> Loopback {
-    let opts = FixtureOptions {
-        tickets,
-        months,
-        ..small(seed)
-    };
-    loopback::start(&Config::default(), opts, b"x", accounts(), faults)
-        .await
-        .unwrap()
 }
 
 /// Every fourth answer 15 ms late: a pull long enough to be killed in the middle.
@@ -415,7 +402,6 @@ async fn killed_at_twenty_points_the_pull_still_converges_on_the_clean_lake() {
             }
         }
     }
-    let _ = fixtures::secret;
 }
 
 fn run_cmd(config: &Path, lake: &Path, out: &Path, extra: &[&str]) -> Command {
