@@ -580,7 +580,6 @@ impl<'a> Glpi<'a> {
                     None,
                     str_of(&item["new_value"]).map(|v| strip_id(&v)),
                 )),
-                LOG_DEL_RELATION if link == "Group" => None,
                 _ => None,
             };
             let Some(change) = change else { continue };

@@ -10,6 +10,8 @@ use ticketlake::sources::fixtures::server::{Accounts, Faults};
 use ticketlake::sources::fixtures::{self, FixtureOptions, write_lake as write_fixtures};
 use ticketlake::sources::pull::{self, PullOptions, Silent};
 
+use ticketlake::sources::glpi::{LOG_CREATE_ITEM, LOG_FIELD, SO_STATUS};
+
 use super::common::*;
 
 pub const USER: &str = "rest-reader";
@@ -397,29 +399,13 @@ fn itop_moves_on(
                 .fields
                 .insert("status".into(), json!("assigned"));
             d.objects[i].fields.insert("last_update".into(), json!(at));
-            let op = d.next_op;
-            d.next_op += 1;
-            let mut f = serde_json::Map::new();
-            for (k, v) in [
-                ("id", json!(op.to_string())),
-                ("change", json!(op.to_string())),
-                ("date", json!(at)),
-                ("objclass", json!(class)),
-                ("objkey", json!(id.to_string())),
-                ("attcode", json!("status")),
-                ("oldvalue", json!("resolved")),
-                ("newvalue", json!("assigned")),
-                ("user_id_friendlyname", json!("lyon-user-1")),
-                ("userinfo", json!("")),
-                ("finalclass", json!("CMDBChangeOpSetAttributeScalar")),
-            ] {
-                f.insert(k.into(), v);
-            }
-            d.objects.push(ItopObject {
-                class: "CMDBChangeOpSetAttributeScalar".into(),
-                id: op,
-                fields: f,
-            });
+            d.add_op(
+                &class,
+                id,
+                at,
+                "lyon-user-1",
+                Some(("status", "resolved", "assigned")),
+            );
         }
         let newest = tickets.iter().map(|&i| d.objects[i].id).max().unwrap_or(0);
         let template = d.objects[tickets[0]].clone();
@@ -451,26 +437,7 @@ fn itop_moves_on(
                 id,
                 fields: f,
             });
-            let op = d.next_op;
-            d.next_op += 1;
-            let mut of = serde_json::Map::new();
-            for (k, v) in [
-                ("id", json!(op.to_string())),
-                ("change", json!(op.to_string())),
-                ("date", json!(at)),
-                ("objclass", json!(template.class)),
-                ("objkey", json!(id.to_string())),
-                ("user_id_friendlyname", json!("lyon-user-2")),
-                ("userinfo", json!("")),
-                ("finalclass", json!("CMDBChangeOpCreate")),
-            ] {
-                of.insert(k.into(), v);
-            }
-            d.objects.push(ItopObject {
-                class: "CMDBChangeOpCreate".into(),
-                id: op,
-                fields: of,
-            });
+            d.add_op(&template.class, id, at, "lyon-user-2", None);
         }
         (resolved.len(), created)
     })
@@ -498,13 +465,16 @@ fn glpi_moves_on(
             row["12"] = json!(2);
             row["17"] = serde_json::Value::Null;
             row["19"] = json!(at);
-            let log = d.next_log;
-            d.next_log += 1;
-            d.logs.entry(*id).or_default().push(json!({
-                "id": log, "itemtype": "Ticket", "items_id": id, "itemtype_link": "", "linked_action": 0,
-                "user_name": "lyon-user-3 (9)", "date_mod": at, "id_search_option": 12,
-                "old_value": "5", "new_value": "2",
-            }));
+            d.add_log(
+                *id,
+                LOG_FIELD,
+                SO_STATUS,
+                "",
+                "5",
+                "2",
+                "lyon-user-3 (9)",
+                at,
+            );
         }
         let newest = *d.tickets.keys().max().unwrap();
         let template = d.tickets.values().next().unwrap().0.clone();
@@ -520,13 +490,7 @@ fn glpi_moves_on(
                 row[c] = serde_json::Value::Null;
             }
             d.tickets.insert(id, (row, false));
-            let log = d.next_log;
-            d.next_log += 1;
-            d.logs.entry(id).or_default().push(json!({
-                "id": log, "itemtype": "Ticket", "items_id": id, "itemtype_link": "", "linked_action": 20,
-                "user_name": "lyon-user-4 (10)", "date_mod": at, "id_search_option": 0,
-                "old_value": "", "new_value": "",
-            }));
+            d.add_log(id, LOG_CREATE_ITEM, 0, "", "", "", "lyon-user-4 (10)", at);
         }
         (solved.len(), created)
     })
