@@ -44,6 +44,9 @@ pub struct Config {
     /// The help desks `pull` reads.
     #[serde(default)]
     pub sources: Vec<crate::sources::config::SourceConfig>,
+    /// Where `run` sends the report (absent: it is only written).
+    #[serde(default)]
+    pub mail: Option<crate::mail::MailConfig>,
 }
 
 /// `[decision]`: the assumptions of the desk-organisation model (DESIGN.md's defaults),
@@ -343,6 +346,9 @@ impl Config {
             if !ids.insert(&s.id) {
                 bail!("source '{}' is listed twice", s.id);
             }
+        }
+        if let Some(mail) = &self.mail {
+            mail.validate()?;
         }
         self.tz()?;
         for (name, cal) in &self.calendars {

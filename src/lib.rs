@@ -12,6 +12,7 @@
 //! - [`decision`], the three desk organisations compared (pure functions);
 //! - [`output`], tables, CSV, JSON and Parquet for results;
 //! - [`report`], the monthly report: templates, charts, HTML and PDF;
+//! - [`mail`], its delivery by e-mail;
 //! - [`cli`], the `ticketlake` command.
 
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod decision;
 pub mod engine;
 pub mod kpi;
 pub mod lake;
+pub mod mail;
 pub mod model;
 pub mod output;
 pub mod pseudonym;

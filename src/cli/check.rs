@@ -1,4 +1,5 @@
 //! `ticketlake check`: can each source be reached, with these credentials and rights?
+//! And the mail server, when the report is sent?
 
 use std::process::ExitCode;
 
@@ -10,7 +11,8 @@ use crate::pseudonym::Pseudonymizer;
 use crate::sources::config::SourceKind;
 use crate::sources::{glpi, itop, pull};
 
-/// Test each source's connectivity, credentials and rights (tickets, history, satisfaction).
+/// Test each source's connectivity, credentials and rights (tickets, history, satisfaction),
+/// and the [mail] server's TLS and login when there is one (without --source).
 ///
 /// Prints one line per check and what is missing. Exit codes: 0 everything readable;
 /// 1 a source answered but a right is missing (history, satisfaction…); 2 a source
@@ -34,7 +36,13 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     let pseudo = Pseudonymizer::new(b"check: nothing is written");
     let mut missing = false;
     let mut failed = false;
-    for source in pull::selected(&config, args.source.as_deref())? {
+    // a config with only [mail] checks the mail server
+    let sources = if config.sources.is_empty() && config.mail.is_some() && args.source.is_none() {
+        Vec::new()
+    } else {
+        pull::selected(&config, args.source.as_deref())?
+    };
+    for source in sources {
         let checks = match source.kind {
             SourceKind::Itop => itop::Itop::new(source, &pseudo)?.check().await,
             SourceKind::Glpi => glpi::Glpi::new(source, &pseudo)?.check().await,
@@ -59,6 +67,17 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
             Err(e) => {
                 failed = true;
                 println!("{:<20} {:<22} FAILED: {e:#}", source.id, "connection");
+            }
+        }
+    }
+    if let (Some(mail), None) = (&config.mail, &args.source) {
+        let server = format!("{}:{}", mail.host, mail.port());
+        let mail = mail.clone();
+        match tokio::task::spawn_blocking(move || mail.test_connection()).await? {
+            Ok(()) => println!("{:<20} {:<22} ok: TLS and login accepted", "mail", server),
+            Err(e) => {
+                failed = true;
+                println!("{:<20} {server:<22} FAILED: {e:#}", "mail");
             }
         }
     }

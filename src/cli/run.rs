@@ -11,6 +11,7 @@ use clap::Args;
 use super::LakeArgs;
 use crate::engine::localtime::{LocalDays, Month};
 use crate::lake::Lake;
+use crate::mail;
 use crate::report::{self, Format, Lang};
 use crate::sources::pull::{self, PullOptions};
 
@@ -22,6 +23,9 @@ use crate::sources::pull::{self, PullOptions};
 /// (more quarantined records than --max-quarantine, or a source without news for more
 /// than --stale-days); 2 an error (the lake keeps what earlier steps wrote whole).
 /// Running it again for the same month gives the same report; with --now, the same bytes.
+/// With a [mail] section, the report goes to its recipients once per month and figures
+/// (a marker beside the report records it): a run whose figures changed sends the
+/// corrected report, --resend sends it again, --no-mail never sends.
 ///
 /// Examples:
 ///   ticketlake run --config /etc/ticketlake/ticketlake.toml --out /srv/reports
@@ -53,6 +57,12 @@ pub struct RunArgs {
     /// Skip the pull (report on the lake as it is).
     #[arg(long)]
     pub no_pull: bool,
+    /// Do not send the report, even with a [mail] section.
+    #[arg(long)]
+    pub no_mail: bool,
+    /// Send the report again, even if the same figures already went out.
+    #[arg(long, conflicts_with = "no_mail")]
+    pub resend: bool,
     /// Print nothing on success.
     #[arg(long, short)]
     pub quiet: bool,
@@ -140,7 +150,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let kpi_path = args.out.join(format!("ticketlake-{month}.kpi.json"));
     let kpi_text = serde_json::to_string_pretty(&inputs.current)?;
     let tmp = kpi_path.with_extension("json.tmp");
-    std::fs::write(&tmp, kpi_text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, &kpi_text).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &kpi_path)?;
     let mut written = vec![kpi_path];
     for lang in &args.lang {
@@ -152,12 +162,60 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         )?);
     }
     tracing::info!(%month, files = written.len(), out = %args.out.display(), "report written");
+    // the report by e-mail, once per month and figures
+    let mut mailed = String::new();
+    let mail_error = match (&config.mail, args.no_mail) {
+        (Some(mail), false) => {
+            let lang = mail.language(&args.lang);
+            let pdf = report::file_name(&args.out, month, lang, "pdf");
+            let html_path = report::file_name(&args.out, month, lang, "html");
+            let sent = (|| -> Result<mail::Outcome> {
+                if !pdf.exists() {
+                    // [mail] lang is not among --lang: render that language for the message
+                    report::write(&inputs, lang, &[Format::Html, Format::Pdf], &args.out)?;
+                }
+                let html = std::fs::read_to_string(&html_path)
+                    .with_context(|| format!("reading {}", html_path.display()))?;
+                let to_send = mail::Report {
+                    month,
+                    lang,
+                    html: &html,
+                    pdf: &pdf,
+                    kpis: kpi_text.as_bytes(),
+                };
+                mail::deliver(mail, &to_send, &args.out, now, args.resend)
+            })();
+            match sent {
+                Ok(mail::Outcome::Sent { corrected }) => {
+                    tracing::info!(to = %mail.to.join(", "), corrected, "report sent");
+                    mailed = format!(
+                        "; sent to {}{}",
+                        mail.to.join(", "),
+                        if corrected { " (corrected)" } else { "" }
+                    );
+                    None
+                }
+                Ok(mail::Outcome::AlreadySent) => {
+                    mailed = "; already sent".into();
+                    None
+                }
+                Err(e) => Some(e.context(format!(
+                    "the report of {month} is written in {} but was not sent; fix the cause and run again (`ticketlake run --no-pull --month {month}` sends it)",
+                    args.out.display()
+                ))),
+            }
+        }
+        _ => None,
+    };
     for (kind, p) in &problems {
         super::report_problem(kind, p);
     }
+    if let Some(e) = mail_error {
+        return Err(e);
+    }
     if !args.quiet || !problems.is_empty() {
         println!(
-            "ticketlake run: {month}: {pulled}; {} files in {} in {:.1} s{}",
+            "ticketlake run: {month}: {pulled}; {} files in {}{mailed} in {:.1} s{}",
             written.len(),
             args.out.display(),
             started.elapsed().as_secs_f64(),

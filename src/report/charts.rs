@@ -339,7 +339,8 @@ pub fn lines(
                 runs.last_mut().expect("a run").push(p.clone());
                 last = Some(i);
             }
-            for run in runs {
+            // a lone month is its marker alone (a one-point line is no line)
+            for run in runs.into_iter().filter(|r| r.len() > 1) {
                 chart
                     .draw_series(LineSeries::new(run, color.stroke_width(2)))
                     .map_err(err)?;

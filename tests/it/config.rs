@@ -58,9 +58,14 @@ fn another_organisation_uses_its_own_calendars() {
 fn the_commented_source_examples_of_the_example_config_are_valid() {
     let text = ticketlake::config::EXAMPLE_TOML;
     let start = text.find("# [[sources]]").unwrap();
+    // the commented settings (`# key = …`, `# [table]`), not the prose around them
+    let setting = regex::Regex::new(r#"^(\[|"[^"]*"\s*=|[\w.-]+\s*=)"#).unwrap();
     let uncommented: String = text[start..]
         .lines()
-        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if setting.is_match(rest) => rest,
+            _ => l,
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let config = Config::parse(&format!("{text}\n{uncommented}\n"), "uncommented example").unwrap();
@@ -71,6 +76,13 @@ fn the_commented_source_examples_of_the_example_config_are_valid() {
     let files = config.sources[2].files.as_ref().unwrap();
     assert_eq!(files.columns["status"], "incident_state");
     assert_eq!(config.sources[2].map["status"]["On Hold"], "pending");
+    let mail = config.mail.as_ref().unwrap();
+    assert_eq!(mail.port(), 587);
+    assert_eq!(mail.to, ["comite-gouvernance@insa.example"]);
+    assert_eq!(
+        mail.password_env.as_deref(),
+        Some("TICKETLAKE_SMTP_PASSWORD")
+    );
     // a source without credentials is refused, naming what to give
     let bad = format!(
         "{text}\n[[sources]]\nid = \"x\"\nkind = \"glpi\"\norg = \"LYON\"\ndesk = \"school\"\nurl = \"http://g/apirest.php\"\n"

@@ -7,6 +7,7 @@ mod connectors;
 mod decide;
 mod kpi_hand;
 mod lake;
+mod mail;
 mod properties;
 mod pull_cli;
 mod report;
