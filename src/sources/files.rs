@@ -57,6 +57,10 @@ fn paths(files: &FilesConfig) -> Result<Vec<PathBuf>> {
 /// Reads one file as batches of text columns.
 fn read_file(path: &Path, files: &FilesConfig) -> Result<Vec<RecordBatch>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // rows per batch: 64 Ki, less for a small file (a row takes at least 16 bytes or so),
+    // since the readers allocate a whole batch's buffers up front
+    let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let batch_size = (len / 16).clamp(1024, 64 * 1024) as usize;
     let text_schema = |s: &Schema| {
         Arc::new(Schema::new(
             s.fields()
@@ -76,7 +80,7 @@ fn read_file(path: &Path, files: &FilesConfig) -> Result<Vec<RecordBatch>> {
         let file = std::fs::File::open(path)?;
         arrow::csv::ReaderBuilder::new(text_schema(&schema))
             .with_format(format)
-            .with_batch_size(64 * 1024)
+            .with_batch_size(batch_size)
             .build(file)?
             .collect::<Result<_, _>>()
             .with_context(|| format!("reading {}", path.display()))?
@@ -86,7 +90,7 @@ fn read_file(path: &Path, files: &FilesConfig) -> Result<Vec<RecordBatch>> {
                 .with_context(|| format!("reading {}", path.display()))?;
         let file = std::fs::File::open(path)?;
         let batches: Vec<RecordBatch> = arrow::json::ReaderBuilder::new(Arc::new(schema))
-            .with_batch_size(64 * 1024)
+            .with_batch_size(batch_size)
             .build(std::io::BufReader::new(file))?
             .collect::<Result<_, _>>()
             .with_context(|| format!("reading {}", path.display()))?;

@@ -391,17 +391,7 @@ impl<'a> Glpi<'a> {
                             .and_then(Value::as_u64)
                             .map(|n| n as usize)
                     });
-                let data = match v.get("data") {
-                    Some(Value::Array(a)) => a.clone(),
-                    _ => Vec::new(),
-                };
-                let n = data.len();
-                for row in data {
-                    let id = str_of(&row["2"]).unwrap_or_default();
-                    if seen.insert(id) {
-                        rows.push((row, deleted));
-                    }
-                }
+                let n = take_rows(&v, deleted, &mut seen, &mut rows);
                 progress(rows.len() as u64, total.unwrap_or(0).max(rows.len()) as u64);
                 start += page;
                 if n < page || total.is_some_and(|t| start >= t) {
@@ -416,25 +406,14 @@ impl<'a> Glpi<'a> {
         loop {
             let path = format!("TicketSatisfaction/?range={start}-{}", start + page - 1);
             let (v, range, _) = self.get_json("TicketSatisfaction", &path, token).await?;
-            let Some(items) = v.as_array() else { break };
-            for s in items {
-                let Some(t) = str_of(&s["tickets_id"]) else {
-                    continue;
-                };
-                let answered = str_of(&s["date_answered"]).is_some_and(|d| !d.is_empty());
-                if answered
-                    && ids.contains(&t)
-                    && let Some(x) = str_of(&s["satisfaction_scaled_to_5"])
-                        .or_else(|| str_of(&s["satisfaction"]))
-                {
-                    satisfaction.insert(t, x);
-                }
-            }
+            let Some(n) = take_satisfaction(&v, &ids, &mut satisfaction) else {
+                break;
+            };
             start += page;
             let total = range
                 .as_deref()
                 .and_then(|r| r.rsplit('/').next()?.parse::<usize>().ok());
-            if items.len() < page || total.is_some_and(|t| start >= t) {
+            if n < page || total.is_some_and(|t| start >= t) {
                 break;
             }
         }
@@ -488,7 +467,9 @@ impl<'a> Glpi<'a> {
         Ok(pulled)
     }
 
-    fn ticket(
+    /// One search row (keyed by search-option id) as a raw ticket; `deleted` rows come
+    /// from the trash.
+    pub fn ticket(
         &self,
         row: &Value,
         deleted: bool,
@@ -548,7 +529,9 @@ impl<'a> Glpi<'a> {
         }
     }
 
-    fn events(&self, ticket_id: &str, mut items: Vec<Value>, pulled: &mut Pulled) {
+    /// One ticket's `Log` rows as raw events, in time order; a row that cannot be read
+    /// goes to the quarantine.
+    pub fn events(&self, ticket_id: &str, mut items: Vec<Value>, pulled: &mut Pulled) {
         let key = |v: &Value| {
             (
                 str_of(&v["date_mod"]).unwrap_or_default(),
@@ -615,6 +598,50 @@ impl<'a> Glpi<'a> {
             });
         }
     }
+}
+
+/// Takes the rows of one `search/Ticket` answer (a ticket seen before is skipped); the
+/// number of rows in the answer.
+pub fn take_rows(
+    v: &Value,
+    deleted: bool,
+    seen: &mut HashSet<String>,
+    rows: &mut Vec<(Value, bool)>,
+) -> usize {
+    let Some(Value::Array(data)) = v.get("data") else {
+        return 0;
+    };
+    for row in data {
+        let id = str_of(&row["2"]).unwrap_or_default();
+        if seen.insert(id) {
+            rows.push((row.clone(), deleted));
+        }
+    }
+    data.len()
+}
+
+/// Takes the answered surveys of the tickets in `ids` from one `TicketSatisfaction`
+/// answer; the number of items, or `None` when the answer is not a list.
+pub fn take_satisfaction(
+    v: &Value,
+    ids: &HashSet<String>,
+    out: &mut HashMap<String, String>,
+) -> Option<usize> {
+    let items = v.as_array()?;
+    for s in items {
+        let Some(t) = str_of(&s["tickets_id"]) else {
+            continue;
+        };
+        let answered = str_of(&s["date_answered"]).is_some_and(|d| !d.is_empty());
+        if answered
+            && ids.contains(&t)
+            && let Some(x) =
+                str_of(&s["satisfaction_scaled_to_5"]).or_else(|| str_of(&s["satisfaction"]))
+        {
+            out.insert(t, x);
+        }
+    }
+    Some(items.len())
 }
 
 /// `"name (12)"` → `"name"`.

@@ -205,22 +205,12 @@ impl<'a> Itop<'a> {
                 answer.status
             );
         }
-        let value: Value = serde_json::from_slice(&answer.body).with_context(|| {
+        parse_answer(&answer.body).with_context(|| {
             format!(
                 "source '{}': {what}: the answer is not JSON (is `url` the iTop root?)",
                 self.source.id
             )
-        })?;
-        let code = value.get("code").and_then(Value::as_i64).unwrap_or(-1);
-        if code == 0 {
-            return Ok(Ok(value));
-        }
-        let message = value
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        Ok(Err(ItopError { code, message }))
+        })
     }
 
     /// Turns an iTop error into a message for the operator.
@@ -366,43 +356,17 @@ impl<'a> Itop<'a> {
                 if cursor.is_none() {
                     total += found(&v);
                 }
-                let objects = match v.get("objects") {
-                    Some(Value::Object(o)) => o,
-                    _ => break,
+                let Some(page) = self.take_tickets(class, &v, &mut seen, &mut pulled) else {
+                    break;
                 };
-                let mut lowest = cursor.unwrap_or(u64::MAX);
-                let n = objects.len();
-                for (k, obj) in objects {
-                    let id = obj
-                        .get("key")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .or_else(|| k.rsplit("::").next()?.parse().ok());
-                    let Some(id) = id else {
-                        pulled.rejected.push((
-                            crate::model::Table::Tickets,
-                            crate::lake::validate::Rejected {
-                                key: k.clone(),
-                                record: obj.clone(),
-                                reason: format!("object '{k}' has no numeric key"),
-                            },
-                        ));
-                        continue;
-                    };
-                    lowest = lowest.min(id);
-                    if !seen.insert(id) {
-                        continue;
-                    }
-                    let t = self.ticket(class, obj.get("fields").cloned().unwrap_or(Value::Null));
-                    ids_of_class
-                        .entry(class.clone())
-                        .or_default()
-                        .push((id, t.ticket_id.clone()));
-                    pulled.tickets.push(t);
-                    done += 1;
-                }
+                let lowest = page.lowest.unwrap_or(u64::MAX).min(cursor.unwrap_or(u64::MAX));
+                done += page.ids.len() as u64;
+                ids_of_class
+                    .entry(class.clone())
+                    .or_default()
+                    .extend(page.ids);
                 progress(done, total.max(done));
-                if n < self.source.page_size || lowest == 0 {
+                if page.objects < self.source.page_size || lowest == 0 {
                     break;
                 }
                 cursor = Some(lowest);
@@ -447,22 +411,7 @@ impl<'a> Itop<'a> {
                         }
                         Err(e) => return Err(self.fail(&what, e)),
                     };
-                    if let Some(Value::Object(objects)) = v.get("objects") {
-                        for (k, obj) in objects {
-                            match self.event(op_class, obj, &refs, &teams) {
-                                Ok(Some(e)) => pulled.events.push(e),
-                                Ok(None) => {}
-                                Err(reason) => pulled.rejected.push((
-                                    crate::model::Table::Events,
-                                    crate::lake::validate::Rejected {
-                                        key: k.clone(),
-                                        record: obj.get("fields").cloned().unwrap_or(Value::Null),
-                                        reason: format!("{k}: {reason}"),
-                                    },
-                                )),
-                            }
-                        }
-                    }
+                    self.take_history(op_class, &v, &refs, &teams, &mut pulled);
                 }
             }
         }
@@ -490,6 +439,80 @@ impl<'a> Itop<'a> {
             Err(e) => return Err(self.fail("core/get Team", e)),
         }
         Ok(out)
+    }
+
+    /// Decodes one `core/get` answer of tickets of `class` into `pulled` (a ticket seen
+    /// on an earlier page is skipped); `None` when the answer has no objects.
+    pub fn take_tickets(
+        &self,
+        class: &str,
+        v: &Value,
+        seen: &mut std::collections::HashSet<u64>,
+        pulled: &mut Pulled,
+    ) -> Option<TicketsPage> {
+        let Some(Value::Object(objects)) = v.get("objects") else {
+            return None;
+        };
+        let mut page = TicketsPage {
+            objects: objects.len(),
+            lowest: None,
+            ids: Vec::new(),
+        };
+        for (k, obj) in objects {
+            let id = obj
+                .get("key")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<u64>().ok())
+                .or_else(|| k.rsplit("::").next()?.parse().ok());
+            let Some(id) = id else {
+                pulled.rejected.push((
+                    crate::model::Table::Tickets,
+                    crate::lake::validate::Rejected {
+                        key: k.clone(),
+                        record: obj.clone(),
+                        reason: format!("object '{k}' has no numeric key"),
+                    },
+                ));
+                continue;
+            };
+            page.lowest = Some(page.lowest.map_or(id, |l| l.min(id)));
+            if !seen.insert(id) {
+                continue;
+            }
+            let t = self.ticket(class, obj.get("fields").cloned().unwrap_or(Value::Null));
+            page.ids.push((id, t.ticket_id.clone()));
+            pulled.tickets.push(t);
+        }
+        Some(page)
+    }
+
+    /// Decodes one `core/get` answer of change ops (`op_class`) of the tickets in `refs`
+    /// (iTop id → ref) into `pulled`; a row that cannot be read goes to the quarantine.
+    pub fn take_history(
+        &self,
+        op_class: &str,
+        v: &Value,
+        refs: &HashMap<u64, &str>,
+        teams: &HashMap<String, String>,
+        pulled: &mut Pulled,
+    ) {
+        let Some(Value::Object(objects)) = v.get("objects") else {
+            return;
+        };
+        for (k, obj) in objects {
+            match self.event(op_class, obj, refs, teams) {
+                Ok(Some(e)) => pulled.events.push(e),
+                Ok(None) => {}
+                Err(reason) => pulled.rejected.push((
+                    crate::model::Table::Events,
+                    crate::lake::validate::Rejected {
+                        key: k.clone(),
+                        record: obj.get("fields").cloned().unwrap_or(Value::Null),
+                        reason: format!("{k}: {reason}"),
+                    },
+                )),
+            }
+        }
     }
 
     fn ticket(&self, class: &str, mut f: Value) -> RawTicket {
@@ -596,6 +619,32 @@ impl<'a> Itop<'a> {
             raw: None,
         }))
     }
+}
+
+/// What one page of tickets gave.
+#[derive(Debug)]
+pub struct TicketsPage {
+    /// Objects in the answer.
+    pub objects: usize,
+    /// The lowest numeric id among them (the next page's cursor).
+    pub lowest: Option<u64>,
+    /// (iTop id, ref) of the tickets taken.
+    pub ids: Vec<(u64, String)>,
+}
+
+/// An answer's body: the JSON, or iTop's error (code ≠ 0, HTTP 200 all the same).
+pub fn parse_answer(body: &[u8]) -> Result<std::result::Result<Value, ItopError>> {
+    let value: Value = serde_json::from_slice(body)?;
+    let code = value.get("code").and_then(Value::as_i64).unwrap_or(-1);
+    if code == 0 {
+        return Ok(Ok(value));
+    }
+    let message = value
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Ok(Err(ItopError { code, message }))
 }
 
 /// `Found: N` of an answer.

@@ -1,0 +1,63 @@
+//! iTop: a page of tickets and the two history answers (`CMDBChangeOpCreate`,
+//! `CMDBChangeOpSetAttributeScalar`), NUL-separated, decoded as `pull` decodes them.
+
+#![no_main]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use ticketlake::sources::config::SourceConfig;
+use ticketlake::sources::itop::{self, Itop};
+use ticketlake::sources::normalize::Pulled;
+
+fn source() -> &'static SourceConfig {
+    static SOURCE: OnceLock<SourceConfig> = OnceLock::new();
+    SOURCE.get_or_init(|| {
+        common::source(
+            r#"id = "itop-fuzz"
+kind = "itop"
+org = "GROUP"
+desk = "group"
+url = "http://127.0.0.1:9/"
+token_env = "UNUSED"
+fields = { origin = "forwarded_from", effort_minutes = "effort_min" }
+teams = { "Support groupe N2" = { level = 2 } }
+"#,
+        )
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [tickets, creates, changes] = common::parts::<3>(data);
+    let mut source = source().clone();
+    source.token_env = None; // decoding needs no credentials
+    let itop = Itop::new(&source, common::pseudo()).expect("a client");
+    let mut pulled = Pulled::default();
+    let mut ids = Vec::new();
+    let mut seen = HashSet::new();
+    if let Ok(Ok(v)) = itop::parse_answer(tickets)
+        && let Some(page) = itop.take_tickets("UserRequest", &v, &mut seen, &mut pulled)
+    {
+        assert!(page.ids.len() <= page.objects);
+        ids = page.ids;
+    }
+    let refs: HashMap<u64, &str> = ids.iter().map(|(i, r)| (*i, r.as_str())).collect();
+    let teams = HashMap::from([("7".to_string(), "Support groupe N2".to_string())]);
+    for (op_class, body) in [
+        ("CMDBChangeOpCreate", creates),
+        ("CMDBChangeOpSetAttributeScalar", changes),
+    ] {
+        if let Ok(Ok(v)) = itop::parse_answer(body) {
+            itop.take_history(op_class, &v, &refs, &teams, &mut pulled);
+        }
+    }
+    common::check(
+        &source,
+        itop::DEFAULTS,
+        Some(itop::HISTORY_DATE_FORMAT),
+        pulled,
+    );
+});
