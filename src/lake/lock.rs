@@ -76,7 +76,12 @@ impl LakeLock {
             {
                 Ok(_) => return Ok(LakeLock { lake: lake.clone() }),
                 Err(object_store::Error::AlreadyExists { .. }) => {
-                    let held = lake.store.get(&lock_path()).await?.bytes().await?;
+                    let got = lake.store.get(&lock_path()).await?;
+                    let version = object_store::UpdateVersion {
+                        e_tag: got.meta.e_tag.clone(),
+                        version: got.meta.version.clone(),
+                    };
+                    let held = got.bytes().await?;
                     let Ok(other) = serde_json::from_slice::<LockInfo>(&held) else {
                         bail!(
                             "lake '{}' is locked by an unreadable lock object '_lock'; remove it if no ticketlake is running",
@@ -89,7 +94,27 @@ impl LakeLock {
                                 "ticketlake: taking over the lock of lake '{}' left by '{}' (pid {} on {}): {why}",
                                 lake.location, other.command, other.pid, other.host
                             );
-                            lake.store.delete(&lock_path()).await?;
+                            // replace exactly the stale lock (If-Match on S3), so that of
+                            // two processes taking it over at once only one succeeds
+                            let opts = PutOptions {
+                                mode: PutMode::Update(version),
+                                ..Default::default()
+                            };
+                            match lake
+                                .store
+                                .put_opts(&lock_path(), PutPayload::from(payload.clone()), opts)
+                                .await
+                            {
+                                Ok(_) => return Ok(LakeLock { lake: lake.clone() }),
+                                Err(object_store::Error::Precondition { .. }) => {
+                                    continue; // someone else took it over first
+                                }
+                                Err(object_store::Error::NotImplemented { .. }) => {
+                                    // a local directory: one host, whose dead pid was checked
+                                    lake.store.delete(&lock_path()).await?;
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
                         }
                         None => bail!(
                             "lake '{}' is already being written by '{}' (pid {} on {}, since {}); try again later, or remove '_lock' after {} if that process is gone",

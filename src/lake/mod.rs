@@ -44,16 +44,14 @@ impl Lake {
     /// local directory, otherwise a missing lake is an error.
     pub fn open(location: &str, create: bool) -> Result<Lake> {
         let path = if location.starts_with("s3://") {
-            bail!(
-                "lake '{location}': s3:// lakes are not supported by this build yet; use a directory"
-            );
+            return Lake::open_s3(location);
         } else if location.starts_with("file://") {
             Url::parse(location)
                 .ok()
                 .and_then(|u| u.to_file_path().ok())
                 .with_context(|| format!("lake '{location}' is not a valid file:// URL"))?
         } else if location.contains("://") {
-            bail!("lake '{location}': unknown URL scheme (use a directory or file://)");
+            bail!("lake '{location}': unknown URL scheme (use a directory, file:// or s3://)");
         } else {
             std::path::PathBuf::from(location)
         };
@@ -74,6 +72,35 @@ impl Lake {
             location: location.to_string(),
             local_root: Some(path),
         })
+    }
+
+    /// A lake in an S3 bucket, `s3://bucket/prefix`, configured from the environment as
+    /// object_store reads it: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT` (another S3-compatible server),
+    /// `AWS_ALLOW_HTTP`… Writes of the lock are conditional (`If-None-Match: *`), so two
+    /// writers on two machines cannot both take it.
+    fn open_s3(location: &str) -> Result<Lake> {
+        use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+        let url = Url::parse(location)
+            .with_context(|| format!("lake '{location}' is not a valid s3:// URL"))?;
+        let bucket = url
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .with_context(|| format!("lake '{location}': no bucket (s3://bucket/prefix)"))?;
+        let s3 = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_conditional_put(S3ConditionalPut::ETagMatch)
+            .build()
+            .with_context(|| {
+                format!("lake '{location}': the S3 settings (AWS_REGION, AWS_ENDPOINT, AWS_ACCESS_KEY_ID…)")
+            })?;
+        let prefix = url.path().trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+        };
+        Ok(Lake::with_store(store, location))
     }
 
     /// A lake over any object store (tests, S3).

@@ -359,7 +359,10 @@ impl<'a> Itop<'a> {
                 let Some(page) = self.take_tickets(class, &v, &mut seen, &mut pulled) else {
                     break;
                 };
-                let lowest = page.lowest.unwrap_or(u64::MAX).min(cursor.unwrap_or(u64::MAX));
+                let lowest = page
+                    .lowest
+                    .unwrap_or(u64::MAX)
+                    .min(cursor.unwrap_or(u64::MAX));
                 done += page.ids.len() as u64;
                 ids_of_class
                     .entry(class.clone())

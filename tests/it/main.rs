@@ -11,4 +11,5 @@ mod mail;
 mod properties;
 mod pull_cli;
 mod report;
+mod s3;
 mod sql;
