@@ -80,14 +80,27 @@ impl Lake {
     /// `AWS_ALLOW_HTTP`… Writes of the lock are conditional (`If-None-Match: *`), so two
     /// writers on two machines cannot both take it.
     fn open_s3(location: &str) -> Result<Lake> {
-        use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+        Lake::open_s3_with(location, &[])
+    }
+
+    /// An S3 lake with object_store settings (`aws_endpoint`, `aws_region`…) that
+    /// override the environment's.
+    pub fn open_s3_with(location: &str, options: &[(&str, &str)]) -> Result<Lake> {
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
         let url = Url::parse(location)
             .with_context(|| format!("lake '{location}' is not a valid s3:// URL"))?;
         let bucket = url
             .host_str()
             .filter(|b| !b.is_empty())
             .with_context(|| format!("lake '{location}': no bucket (s3://bucket/prefix)"))?;
-        let s3 = AmazonS3Builder::from_env()
+        let mut builder = AmazonS3Builder::from_env();
+        for (key, value) in options {
+            let key: AmazonS3ConfigKey = key
+                .parse()
+                .with_context(|| format!("'{key}' is not an S3 setting"))?;
+            builder = builder.with_config(key, *value);
+        }
+        let s3 = builder
             .with_bucket_name(bucket)
             .with_conditional_put(S3ConditionalPut::ETagMatch)
             .build()

@@ -16,7 +16,7 @@ const SECRET: &str = "pseudonym-secret-for-the-cli-tests";
 
 /// Writes the config of the loopback sources (credentials by variable name only). Two
 /// sources log in with a token, one with HTTP Basic on API 1.3.
-fn config_file(lb: &Loopback, dir: &Path) -> std::path::PathBuf {
+pub(super) fn config_file(lb: &Loopback, dir: &Path) -> std::path::PathBuf {
     let mut config = with_sources(lb);
     for s in &mut config.sources {
         match s.id.as_str() {
@@ -40,14 +40,18 @@ fn config_file(lb: &Loopback, dir: &Path) -> std::path::PathBuf {
 }
 
 /// Every fourth answer 15 ms late: a pull long enough to be killed in the middle.
-fn slowed() -> Faults {
+pub(super) fn slowed() -> Faults {
     Faults {
         slow_every: Some((4, std::time::Duration::from_millis(15))),
         ..Faults::default()
     }
 }
 
-fn pull_cmd(config: &Path, lake: &Path, extra: &[&str]) -> Command {
+pub(super) fn pull_cmd(
+    config: &Path,
+    lake: impl AsRef<std::ffi::OsStr>,
+    extra: &[&str],
+) -> Command {
     let mut c = Command::new(bin());
     c.arg("pull")
         .arg("--config")
@@ -62,14 +66,14 @@ fn pull_cmd(config: &Path, lake: &Path, extra: &[&str]) -> Command {
     c
 }
 
-async fn run(mut c: Command) -> Output {
+pub(super) async fn run(mut c: Command) -> Output {
     tokio::task::spawn_blocking(move || c.output().unwrap())
         .await
         .unwrap()
 }
 
 /// Every row of both tables as CSV text.
-async fn lake_text(lake: &Lake) -> String {
+pub(super) async fn lake_text(lake: &Lake) -> String {
     let ctx = ticketlake::engine::session(lake, &Config::default())
         .await
         .unwrap();

@@ -164,15 +164,39 @@ fn the_commands_give_the_same_figures_on_s3_as_in_a_directory() {
     ticketlake(&moto, &["audit", "--lake", &s3]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_writers_on_one_s3_lake_one_takes_the_lock() {
-    let moto = Moto::start();
-    for (k, v) in moto.vars() {
-        // SAFETY: set before any thread of this test reads the environment; every test
-        // sets the same values for these variables.
-        unsafe { std::env::set_var(k, v) };
+impl Moto {
+    /// The lake at `s3://ticketlake/<prefix>`, opened in this process (the settings are
+    /// passed, not set in this process's environment, which other tests share).
+    fn lake(&self, prefix: &str) -> Lake {
+        let vars = self.vars();
+        let options: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|(k, v)| (OPTION_OF[k], v.as_str()))
+            .collect();
+        Lake::open_s3_with(&format!("s3://{BUCKET}/{prefix}"), &options).unwrap()
     }
-    let lake = Lake::open(&format!("s3://{BUCKET}/locks"), true).unwrap();
+}
+
+/// The object_store setting of each variable.
+static OPTION_OF: std::sync::LazyLock<std::collections::HashMap<&str, &str>> =
+    std::sync::LazyLock::new(|| {
+        std::collections::HashMap::from([
+            ("AWS_ENDPOINT", "aws_endpoint"),
+            ("AWS_ALLOW_HTTP", "aws_allow_http"),
+            ("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+            ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+            ("AWS_REGION", "aws_region"),
+        ])
+    });
+
+fn lock() -> object_store::path::Path {
+    object_store::path::Path::from("_lock")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_on_s3_lets_one_writer_in_and_takes_over_an_expired_one() {
+    let moto = Moto::start();
+    let lake = moto.lake("locks");
     let first = LakeLock::acquire(&lake, "ticketlake pull").await.unwrap();
     let second = LakeLock::acquire(&lake, "ticketlake run")
         .await
@@ -184,24 +208,21 @@ async fn two_writers_on_one_s3_lake_one_takes_the_lock() {
     );
     first.release().await.unwrap();
     let again = LakeLock::acquire(&lake, "ticketlake run").await.unwrap();
+    drop(again); // as a killed process would: the lock stays
     // a lock left by a process of another machine, expired: taken over (If-Match)
     let stale = serde_json::json!({
-        "pid": 4242, "host": "an-other-machine", "command": "ticketlake pull",
+        "pid": 4242, "host": "another-machine", "command": "ticketlake pull",
         "started_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-01T06:00:00Z"
     });
     lake.store
-        .put(
-            &object_store::path::Path::from("_lock"),
-            serde_json::to_vec(&stale).unwrap().into(),
-        )
+        .put(&lock(), serde_json::to_vec(&stale).unwrap().into())
         .await
         .unwrap();
-    drop(again);
     let taken = LakeLock::acquire(&lake, "ticketlake pull").await.unwrap();
     let held: serde_json::Value = serde_json::from_slice(
         &lake
             .store
-            .get(&object_store::path::Path::from("_lock"))
+            .get(&lock())
             .await
             .unwrap()
             .bytes()
@@ -211,4 +232,123 @@ async fn two_writers_on_one_s3_lake_one_takes_the_lock() {
     .unwrap();
     assert_eq!(held["pid"], std::process::id());
     taken.release().await.unwrap();
+    assert!(lake.store.get(&lock()).await.is_err(), "released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pulls_at_once_on_one_s3_lake_one_runs_the_other_says_so() {
+    use super::connectors::servers;
+    use super::pull_cli::{config_file, pull_cmd, run, slowed};
+    let moto = Moto::start();
+    let lb = servers(800, 2, 33, slowed()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let s3 = format!("s3://{BUCKET}/twice");
+    let both = [0, 1].map(|_| {
+        let mut c = pull_cmd(&cfg, &s3, &["--quiet"]);
+        moto.env(&mut c);
+        run(c)
+    });
+    let [a, b] = both;
+    let (a, b) = tokio::join!(a, b);
+    let mut codes = [a.status.code(), b.status.code()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(2)],
+        "one pull ran, the other was refused"
+    );
+    let refused = if a.status.code() == Some(2) { &a } else { &b };
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("is already being written by 'ticketlake pull'"),
+        "{err}"
+    );
+    assert!(
+        moto.lake("twice").store.get(&lock()).await.is_err(),
+        "released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_to_s3_killed_at_ten_points_converges_on_the_clean_lake() {
+    use super::common::kpis;
+    use super::connectors::servers;
+    use super::pull_cli::{config_file, lake_text, pull_cmd, run, slowed};
+    let moto = Moto::start();
+    let lb = servers(1200, 3, 34, slowed()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&lb, dir.path());
+    let (clean_s3, crash_s3) = (
+        format!("s3://{BUCKET}/clean"),
+        format!("s3://{BUCKET}/crash"),
+    );
+    let pull = |lake: &str, extra: &[&str]| {
+        let mut c = pull_cmd(&cfg, lake, extra);
+        moto.env(&mut c);
+        c
+    };
+    let started = Instant::now();
+    let out = run(pull(&clean_s3, &["--quiet"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean_time = started.elapsed();
+    let crash = moto.lake("crash");
+    let mut killed = 0;
+    for i in 1..=10u32 {
+        let mut c = pull(&crash_s3, &["--quiet", "--full"]);
+        c.stderr(Stdio::null()); // each run says it takes over the killed one's lock
+        let mut child = c.spawn().unwrap();
+        tokio::time::sleep(clean_time * i / 11).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // whatever the moment, a reader finds whole objects and no key twice
+        let ctx = ticketlake::engine::session(&crash, &ticketlake::config::Config::default())
+            .await
+            .unwrap();
+        for (t, key) in [("tickets", "ticket_id"), ("events", "event_id")] {
+            let sql = format!("select count(*) - count(distinct source || ':' || {key}) from {t}");
+            let Ok(df) = ctx.sql(&sql).await else {
+                continue; // nothing written yet
+            };
+            let b = df.collect().await.unwrap();
+            let dup =
+                arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(b[0].column(0))
+                    .value(0);
+            assert_eq!(dup, 0, "{t}: duplicate keys after kill {i}");
+        }
+    }
+    assert!(
+        killed >= 7,
+        "only {killed} of the 10 runs were killed before they finished"
+    );
+    let out = run(pull(&crash_s3, &[])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean = moto.lake("clean");
+    assert_eq!(
+        kpis(&crash, "2025-01", "2025-03").await,
+        kpis(&clean, "2025-01", "2025-03").await
+    );
+    // the same rows (in whatever order the objects are listed)
+    let rows = |text: String| {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let (a, b) = (rows(lake_text(&crash).await), rows(lake_text(&clean).await));
+    assert_eq!(a.len(), b.len());
+    if let Some((x, y)) = a.iter().zip(&b).find(|(x, y)| x != y) {
+        panic!("the lakes differ:\n  after kills: {x}\n  clean:       {y}");
+    }
+    assert!(crash.store.get(&lock()).await.is_err(), "no lock left");
 }
