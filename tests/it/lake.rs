@@ -228,3 +228,64 @@ async fn a_lock_left_by_a_dead_process_is_taken_over() {
         .await
         .unwrap();
 }
+
+/// The lake is plain Hive-partitioned Parquet: DuckDB (the Python package, when present;
+/// `.ci/run` installs it) reads it with nothing but the file layout and finds the volume
+/// KPI's figures, row for row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duckdb_reads_the_lake_and_finds_the_same_volume() {
+    let has_duckdb = std::process::Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_duckdb {
+        eprintln!("duckdb (PyPI) is not installed: not compared");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let made = std::process::Command::new(bin())
+        .args(["fixtures", "--lake", lake_dir.to_str().unwrap()])
+        .args(["--tickets", "4000", "--start", "2025-01", "--months", "6"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let lake = Lake::open(lake_dir.to_str().unwrap(), false).unwrap();
+    let ours = kpis(&lake, "2025-01", "2025-06").await["volume"].clone();
+    let script = format!(
+        r#"
+import duckdb, json
+con = duckdb.connect()
+con.execute("set threads = 2")
+rows = con.execute("""
+    select month, org, desk, service, service_scope, kind, channel, count(*) as tickets
+    from read_parquet('{}/tickets/*/*/*.parquet', hive_partitioning = true)
+    where month between '2025-01' and '2025-06'
+    group by all order by all""").fetchall()
+cols = ["month", "org", "desk", "service", "service_scope", "kind", "channel", "tickets"]
+print(json.dumps([dict(zip(cols, r)) for r in rows]))
+"#,
+        lake_dir.display()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = |r: &serde_json::Value| r.to_string();
+    let mut a: Vec<String> = ours.as_array().unwrap().iter().map(key).collect();
+    let mut b: Vec<String> = theirs.as_array().unwrap().iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert!(a.len() > 100, "{} volume rows", a.len());
+    assert_eq!(a, b, "DuckDB's volume differs from ticketlake's");
+}
