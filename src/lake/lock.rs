@@ -64,16 +64,17 @@ impl LakeLock {
             expires_at: now + Duration::hours(LOCK_TTL_HOURS),
         };
         let payload = serde_json::to_vec_pretty(&info)?;
-        for _ in 0..2 {
+        let path = lock_path();
+        let put = |mode: PutMode| {
             let opts = PutOptions {
-                mode: PutMode::Create,
+                mode,
                 ..Default::default()
             };
-            match lake
-                .store
-                .put_opts(&lock_path(), PutPayload::from(payload.clone()), opts)
-                .await
-            {
+            lake.store
+                .put_opts(&path, PutPayload::from(payload.clone()), opts)
+        };
+        for _ in 0..2 {
+            match put(PutMode::Create).await {
                 Ok(_) => return Ok(LakeLock { lake: lake.clone() }),
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     let got = lake.store.get(&lock_path()).await?;
@@ -96,15 +97,7 @@ impl LakeLock {
                             );
                             // replace exactly the stale lock (If-Match on S3), so that of
                             // two processes taking it over at once only one succeeds
-                            let opts = PutOptions {
-                                mode: PutMode::Update(version),
-                                ..Default::default()
-                            };
-                            match lake
-                                .store
-                                .put_opts(&lock_path(), PutPayload::from(payload.clone()), opts)
-                                .await
-                            {
+                            match put(PutMode::Update(version)).await {
                                 Ok(_) => return Ok(LakeLock { lake: lake.clone() }),
                                 Err(object_store::Error::Precondition { .. }) => {
                                     continue; // someone else took it over first

@@ -274,7 +274,7 @@ async fn two_pulls_at_once_on_one_s3_lake_one_runs_the_other_says_so() {
 async fn a_pull_to_s3_killed_at_ten_points_converges_on_the_clean_lake() {
     use super::common::kpis;
     use super::connectors::servers;
-    use super::pull_cli::{config_file, lake_text, pull_cmd, run, slowed};
+    use super::pull_cli::{assert_no_key_twice, config_file, lake_text, pull_cmd, run, slowed};
     let moto = Moto::start();
     let lb = servers(1200, 3, 34, slowed()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -309,20 +309,7 @@ async fn a_pull_to_s3_killed_at_ten_points_converges_on_the_clean_lake() {
         }
         child.wait().unwrap();
         // whatever the moment, a reader finds whole objects and no key twice
-        let ctx = ticketlake::engine::session(&crash, &ticketlake::config::Config::default())
-            .await
-            .unwrap();
-        for (t, key) in [("tickets", "ticket_id"), ("events", "event_id")] {
-            let sql = format!("select count(*) - count(distinct source || ':' || {key}) from {t}");
-            let Ok(df) = ctx.sql(&sql).await else {
-                continue; // nothing written yet
-            };
-            let b = df.collect().await.unwrap();
-            let dup =
-                arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(b[0].column(0))
-                    .value(0);
-            assert_eq!(dup, 0, "{t}: duplicate keys after kill {i}");
-        }
+        assert_no_key_twice(&crash, &format!("after kill {i}")).await;
     }
     assert!(
         killed >= 7,
