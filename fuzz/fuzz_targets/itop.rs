@@ -13,10 +13,12 @@ use ticketlake::sources::config::SourceConfig;
 use ticketlake::sources::itop::{self, Itop};
 use ticketlake::sources::normalize::Pulled;
 
-fn source() -> &'static SourceConfig {
-    static SOURCE: OnceLock<SourceConfig> = OnceLock::new();
-    SOURCE.get_or_init(|| {
-        common::source(
+/// The client, made once: building its HTTP client loads the system's root
+/// certificates, which would take most of each run.
+fn itop() -> &'static (&'static SourceConfig, Itop<'static>) {
+    static ITOP: OnceLock<(&'static SourceConfig, Itop<'static>)> = OnceLock::new();
+    ITOP.get_or_init(|| {
+        let mut source = common::source(
             r#"id = "itop-fuzz"
 kind = "itop"
 org = "GROUP"
@@ -26,15 +28,19 @@ token_env = "UNUSED"
 fields = { origin = "forwarded_from", effort_minutes = "effort_min" }
 teams = { "Support groupe N2" = { level = 2 } }
 "#,
+        );
+        source.token_env = None; // decoding needs no credentials
+        let source: &'static SourceConfig = Box::leak(Box::new(source));
+        (
+            source,
+            Itop::new(source, common::pseudo()).expect("a client"),
         )
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let [tickets, creates, changes] = common::parts::<3>(data);
-    let mut source = source().clone();
-    source.token_env = None; // decoding needs no credentials
-    let itop = Itop::new(&source, common::pseudo()).expect("a client");
+    let (source, itop) = itop();
     let mut pulled = Pulled::default();
     let mut ids = Vec::new();
     let mut seen = HashSet::new();
@@ -55,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     common::check(
-        &source,
+        source,
         itop::DEFAULTS,
         Some(itop::HISTORY_DATE_FORMAT),
         pulled,
