@@ -170,8 +170,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             let pdf = report::file_name(&args.out, month, lang, "pdf");
             let html_path = report::file_name(&args.out, month, lang, "html");
             let sent = (|| -> Result<mail::Outcome> {
-                if !pdf.exists() {
+                if !args.lang.contains(&lang) {
                     // [mail] lang is not among --lang: render that language for the message
+                    // (never send a file an earlier run left)
                     report::write(&inputs, lang, &[Format::Html, Format::Pdf], &args.out)?;
                 }
                 let html = std::fs::read_to_string(&html_path)
