@@ -94,6 +94,33 @@ pub(super) async fn lake_text(lake: &Lake) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Kills (SIGKILL) runs at evenly spread points of a clean run's duration.
+pub(super) struct Kills {
+    span: std::time::Duration,
+}
+
+impl Kills {
+    pub(super) fn new(clean_run: std::time::Duration) -> Kills {
+        Kills { span: clean_run }
+    }
+
+    /// Starts `c` and kills it at point `i` of `n` (a fraction `i / n` of the span);
+    /// whether it was still running. A run that finished first went faster than the
+    /// clean one (a warm cache, a machine less busy): the next points come sooner.
+    pub(super) async fn at(&mut self, mut c: Command, i: u32, n: u32) -> bool {
+        let mut child = c.spawn().unwrap();
+        tokio::time::sleep(self.span * i / n).await;
+        let running = child.try_wait().unwrap().is_none();
+        if running {
+            child.kill().unwrap();
+        } else {
+            self.span = self.span.mul_f64(0.8);
+        }
+        child.wait().unwrap();
+        running
+    }
+}
+
 /// No (source, key) twice in either table, as a reader of the lake sees it now.
 pub(super) async fn assert_no_key_twice(lake: &Lake, when: &str) {
     let ctx = ticketlake::engine::session(lake, &Config::default())
@@ -363,24 +390,14 @@ async fn killed_at_twenty_points_the_pull_still_converges_on_the_clean_lake() {
 
     let crash_dir = dir.path().join("crash");
     let mut killed = 0;
-    let mut span = clean_time;
+    let mut kills = Kills::new(clean_time);
     for i in 1..=20u32 {
         // --full: every run pages and writes everything again, so the kills land
         // anywhere in the paging and the lake writes of every source
         let mut c = pull_cmd(&cfg, &crash_dir, &["--quiet", "--full"]);
         // (each run says it takes over the lock the killed one left)
         c.stderr(std::process::Stdio::null());
-        let mut child = c.spawn().unwrap();
-        tokio::time::sleep(span * i / 21).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            killed += 1;
-        } else {
-            // it finished first: runs go faster than the clean one did (a warm
-            // cache, a machine less busy), so the next points come sooner
-            span = span.mul_f64(0.8);
-        }
-        child.wait().unwrap();
+        killed += u32::from(kills.at(c, i, 21).await);
         // whatever the moment, a reader sees a valid lake without a key twice
         if crash_dir.join("tickets").exists() {
             let lake = Lake::open(crash_dir.to_str().unwrap(), false).unwrap();
@@ -563,22 +580,12 @@ async fn run_killed_at_twenty_points_then_run_again_gives_the_uninterrupted_resu
     std::fs::rename(&lake, &clean_lake).unwrap();
     std::fs::rename(&out_dir, &clean_out).unwrap();
     let mut killed = 0;
-    let mut span = clean_time;
+    let mut kills = Kills::new(clean_time);
     for i in 1..=20u32 {
         // the lake is cleared between kills so each run does the whole work again
         let mut c = run_cmd(&cfg, &lake, &out_dir, &now);
         c.stderr(std::process::Stdio::null());
-        let mut child = c.spawn().unwrap();
-        tokio::time::sleep(span * i / 21).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            killed += 1;
-        } else {
-            // it finished first: runs go faster than the clean one did (a warm
-            // cache, a machine less busy), so the next points come sooner
-            span = span.mul_f64(0.8);
-        }
-        child.wait().unwrap();
+        killed += u32::from(kills.at(c, i, 21).await);
         if i % 2 == 0 {
             // every other time, start again from whatever the kill left in the lake and
             // also drop the state files, so the next run pulls everything again

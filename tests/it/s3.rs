@@ -274,7 +274,9 @@ async fn two_pulls_at_once_on_one_s3_lake_one_runs_the_other_says_so() {
 async fn a_pull_to_s3_killed_at_ten_points_converges_on_the_clean_lake() {
     use super::common::kpis;
     use super::connectors::servers;
-    use super::pull_cli::{assert_no_key_twice, config_file, lake_text, pull_cmd, run, slowed};
+    use super::pull_cli::{
+        Kills, assert_no_key_twice, config_file, lake_text, pull_cmd, run, slowed,
+    };
     let moto = Moto::start();
     let lb = servers(1200, 3, 34, slowed()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -298,21 +300,11 @@ async fn a_pull_to_s3_killed_at_ten_points_converges_on_the_clean_lake() {
     let clean_time = started.elapsed();
     let crash = moto.lake("crash");
     let mut killed = 0;
-    let mut span = clean_time;
+    let mut kills = Kills::new(clean_time);
     for i in 1..=10u32 {
         let mut c = pull(&crash_s3, &["--quiet", "--full"]);
         c.stderr(Stdio::null()); // each run says it takes over the killed one's lock
-        let mut child = c.spawn().unwrap();
-        tokio::time::sleep(span * i / 11).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            killed += 1;
-        } else {
-            // it finished first: runs go faster than the clean one did (a warm
-            // cache, a machine less busy), so the next points come sooner
-            span = span.mul_f64(0.8);
-        }
-        child.wait().unwrap();
+        killed += u32::from(kills.at(c, i, 11).await);
         // whatever the moment, a reader finds whole objects and no key twice
         assert_no_key_twice(&crash, &format!("after kill {i}")).await;
     }
