@@ -21,6 +21,10 @@ pub const EXAMPLE_TOML: &str = include_str!("ticketlake.example.toml");
 pub struct Config {
     /// Where the lake lives: a directory, `file:///abs/path` or `s3://bucket/prefix`.
     pub lake: String,
+    /// Where queries run: `local` (this process, the default) or `df://host:port`, the
+    /// scheduler of a Ballista cluster (`ticketlake scheduler` and `ticketlake executor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Time zone of every `month` and `day` in KPI output and reports (IANA name).
     #[serde(default = "default_timezone")]
     pub timezone: String,
@@ -340,6 +344,9 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.decision.validate()?;
+        if let Some(engine) = &self.engine {
+            crate::engine::cluster::Engine::parse(engine)?;
+        }
         let mut ids = std::collections::HashSet::new();
         for s in &self.sources {
             s.validate()?;

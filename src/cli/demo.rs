@@ -76,6 +76,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let lake_args = LakeArgs {
         lake: Some(args.lake.clone()),
         config: None,
+        engine: None,
     };
     let (config, location) = lake_args.resolve()?;
     let lake = Lake::open(&location, true)?;

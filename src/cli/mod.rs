@@ -3,6 +3,7 @@
 
 mod audit;
 mod check;
+mod cluster;
 mod decide;
 mod demo;
 mod fixtures;
@@ -68,14 +69,20 @@ enum Command {
     /// Print the documented schema of the lake's tables.
     Schema,
     Init(init::InitArgs),
+    Scheduler(cluster::SchedulerArgs),
+    Executor(cluster::ExecutorArgs),
 }
 
 /// Where the lake and the config are: shared by every command that reads the lake.
 #[derive(Debug, Clone, Args)]
 pub struct LakeArgs {
-    /// The lake: a directory or file:// URL (default: `lake` in the config).
+    /// The lake: a directory, file:// or s3:// URL (default: `lake` in the config).
     #[arg(long, value_name = "URL")]
     pub lake: Option<String>,
+    /// Where queries run: `local`, or `df://HOST:PORT`, a Ballista scheduler (default:
+    /// `engine` in the config, else local).
+    #[arg(long, value_name = "URL")]
+    pub engine: Option<String>,
     /// The configuration file (default: ./ticketlake.toml if present, else the built-in INSA group).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -84,7 +91,11 @@ pub struct LakeArgs {
 impl LakeArgs {
     /// The config and the lake's location.
     pub fn resolve(&self) -> Result<(Config, String)> {
-        let config = Config::resolve(self.config.as_deref())?;
+        let mut config = Config::resolve(self.config.as_deref())?;
+        if let Some(engine) = &self.engine {
+            crate::engine::cluster::Engine::parse(engine)?;
+            config.engine = Some(engine.clone());
+        }
         let lake = self.lake.clone().unwrap_or_else(|| config.lake.clone());
         Ok((config, lake))
     }
@@ -136,6 +147,8 @@ pub fn main() -> ExitCode {
                 Command::Sql(a) => sql::run(a).await,
                 Command::Schema => schema::run(),
                 Command::Init(a) => init::run(a),
+                Command::Scheduler(a) => cluster::scheduler(a).await,
+                Command::Executor(a) => cluster::executor(a).await,
             }
         })
     });

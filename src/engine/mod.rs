@@ -3,6 +3,7 @@
 //! business-time UDFs. Reads only; never writes the lake.
 
 pub mod calendar;
+pub mod cluster;
 pub mod localtime;
 pub mod quantile;
 pub mod query;
@@ -33,12 +34,22 @@ pub fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// A session over `lake` with every table, view and function registered.
+/// A session over `lake` with every table, view and function registered; its queries
+/// run in this process or on the Ballista cluster of the config's `engine`.
 pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
-    let cfg = SessionConfig::new()
-        .with_information_schema(true)
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let ctx = SessionContext::new_with_config(cfg);
+    let ctx = match cluster::Engine::of(config)? {
+        cluster::Engine::Local => {
+            let cfg = SessionConfig::new()
+                .with_information_schema(true)
+                .with_target_partitions(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                );
+            SessionContext::new_with_config(cfg)
+        }
+        cluster::Engine::Cluster { host, port } => {
+            cluster::connect(&host, port, lake).await?
+        }
+    };
     let url = Url::parse(ENGINE_URL).expect("valid engine URL");
     ctx.register_object_store(&url, lake.store.clone());
 
@@ -82,7 +93,11 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
 /// Computes a view once and puts its rows in its place, for a session that will read it
 /// several times (the same rows; each later query scans memory instead of re-running the
 /// view's joins over the lake). The session is read-only, so the rows cannot go stale.
+/// On a cluster the view stays a view: its rows would have to travel with every plan.
 pub async fn materialize(ctx: &SessionContext, name: &str) -> Result<()> {
+    if cluster::is_cluster(ctx) {
+        return Ok(());
+    }
     let df = ctx.table(name).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let partitions = df.collect_partitioned().await?;
@@ -102,9 +117,31 @@ async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()
     Ok(())
 }
 
+/// A small table of the config, as a view over a VALUES plan (which, unlike a memory
+/// table, goes into a plan sent to a cluster).
 fn mem(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
-    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-    ctx.register_table(name, Arc::new(table))?;
+    use datafusion::common::{DFSchema, ScalarValue};
+    use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, lit};
+    let schema = Arc::new(DFSchema::try_from(batch.schema())?);
+    let plan = if batch.num_rows() == 0 {
+        LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema,
+        })
+    } else {
+        let rows = (0..batch.num_rows())
+            .map(|r| {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, r).map(lit))
+                    .collect::<datafusion::common::Result<Vec<_>>>()
+            })
+            .collect::<datafusion::common::Result<Vec<_>>>()?;
+        LogicalPlanBuilder::values_with_schema(rows, &schema)?.build()?
+    };
+    let view = datafusion::catalog::view::ViewTable::new(plan, None);
+    ctx.register_table(name, Arc::new(view))?;
     Ok(())
 }
 

@@ -8,10 +8,16 @@
 //! | `local_date(ts)` | the local date (reporting time zone) of an instant |
 //! | `local_day(ts)` | the same as a day number (days since 1970-01-01), for arithmetic |
 //! | `local_month(ts)` | the local month `YYYY-MM` of an instant |
+//!
+//! Each function keeps its [`Definition`] (the reporting time zone, the calendars and
+//! which org uses which), as JSON bytes: the plan codec of a Ballista cluster sends them
+//! with the plan, so executors compute with the calendars of the client's config.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Int32Array, Int64Builder, StringBuilder,
@@ -24,7 +30,27 @@ use datafusion::logical_expr::{
 
 use super::calendar::BusinessCalendar;
 use super::localtime::LocalDays;
-use crate::config::Config;
+use crate::config::{CalendarConfig, Config, OrgConfig};
+
+/// What the functions of one config depend on; they are rebuilt from it on a cluster.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Definition {
+    pub timezone: String,
+    pub default_calendar: String,
+    pub calendars: std::collections::BTreeMap<String, CalendarConfig>,
+    pub orgs: Vec<OrgConfig>,
+}
+
+impl Definition {
+    pub fn of(config: &Config) -> Definition {
+        Definition {
+            timezone: config.timezone.clone(),
+            default_calendar: config.default_calendar.clone(),
+            calendars: config.calendars.clone(),
+            orgs: config.orgs.clone(),
+        }
+    }
+}
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -52,23 +78,33 @@ pub struct Calendars {
 
 impl Calendars {
     pub fn from_config(config: &Config) -> anyhow::Result<Calendars> {
+        Calendars::new(&Definition::of(config))
+    }
+
+    pub fn new(def: &Definition) -> anyhow::Result<Calendars> {
         let mut index = HashMap::new();
         let mut calendars = Vec::new();
-        for (name, cal) in &config.calendars {
+        for (name, cal) in &def.calendars {
             index.insert(name.clone(), calendars.len());
             calendars.push(BusinessCalendar::new(&cal.spec()?));
         }
-        let by_org = config
+        let calendar = |name: &str| {
+            index
+                .get(name)
+                .copied()
+                .with_context(|| format!("no calendar '{name}'"))
+        };
+        let by_org = def
             .orgs
             .iter()
-            .map(|o| (o.id.clone(), index[&o.calendar]))
-            .collect();
+            .map(|o| Ok((o.id.clone(), calendar(&o.calendar)?)))
+            .collect::<anyhow::Result<_>>()?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        format!("{:?}", (&config.calendars, &config.orgs)).hash(&mut h);
+        format!("{:?}", (&def.calendars, &def.orgs)).hash(&mut h);
         Ok(Calendars {
             id: h.finish(),
             by_org,
-            default: index[&config.default_calendar],
+            default: calendar(&def.default_calendar)?,
             calendars,
         })
     }
@@ -90,6 +126,7 @@ pub struct BusinessTime {
     signature: Signature,
     calendars: Arc<Calendars>,
     micros: bool,
+    definition: Arc<[u8]>,
 }
 
 impl PartialEq for BusinessTime {
@@ -106,11 +143,12 @@ impl Hash for BusinessTime {
 }
 
 impl BusinessTime {
-    pub fn new(calendars: Arc<Calendars>, micros: bool) -> Self {
+    fn new(calendars: Arc<Calendars>, micros: bool, definition: Arc<[u8]>) -> Self {
         BusinessTime {
             signature: Signature::user_defined(Volatility::Immutable),
             calendars,
             micros,
+            definition,
         }
     }
 }
@@ -210,6 +248,7 @@ pub struct LocalTime {
     signature: Signature,
     kind: LocalKind,
     days: Arc<LocalDays>,
+    definition: Arc<[u8]>,
 }
 
 impl PartialEq for LocalTime {
@@ -278,20 +317,71 @@ impl ScalarUDFImpl for LocalTime {
 
 /// Every UDF of the engine, for one config.
 pub fn all(config: &Config) -> anyhow::Result<Vec<ScalarUDF>> {
-    let calendars = Arc::new(Calendars::from_config(config)?);
-    let days = Arc::new(LocalDays::new(config.tz()?));
+    let def = Definition::of(config);
+    let bytes = serde_json::to_vec(&def)?;
+    build(&def, bytes.into())
+}
+
+fn build(def: &Definition, definition: Arc<[u8]>) -> anyhow::Result<Vec<ScalarUDF>> {
+    let calendars = Arc::new(Calendars::new(def)?);
+    let tz: chrono_tz::Tz = def
+        .timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown time zone '{}'", def.timezone))?;
+    let days = Arc::new(LocalDays::new(tz));
     let local = |kind| {
         ScalarUDF::from(LocalTime {
             signature: Signature::user_defined(Volatility::Immutable),
             kind,
             days: days.clone(),
+            definition: definition.clone(),
         })
     };
     Ok(vec![
-        ScalarUDF::from(BusinessTime::new(calendars.clone(), false)),
-        ScalarUDF::from(BusinessTime::new(calendars, true)),
+        ScalarUDF::from(BusinessTime::new(calendars.clone(), false, definition.clone())),
+        ScalarUDF::from(BusinessTime::new(calendars, true, definition.clone())),
         local(LocalKind::Date),
         local(LocalKind::Day),
         local(LocalKind::Month),
     ])
+}
+
+/// The definition bytes of one of the engine's functions (None for any other function).
+pub fn definition(f: &ScalarUDF) -> Option<&[u8]> {
+    let inner = f.inner();
+    if let Some(b) = inner.downcast_ref::<BusinessTime>() {
+        Some(&b.definition)
+    } else {
+        inner
+            .downcast_ref::<LocalTime>()
+            .map(|l| &l.definition[..])
+    }
+}
+
+/// The function `name` rebuilt from its definition bytes; the functions of the last few
+/// definitions are kept, since every task of a query carries the same bytes.
+pub fn decode(name: &str, bytes: &[u8]) -> anyhow::Result<Arc<ScalarUDF>> {
+    static CACHE: Mutex<Vec<(Arc<[u8]>, Vec<Arc<ScalarUDF>>)>> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let found = cache.iter().position(|(b, _)| &b[..] == bytes);
+    let index = match found {
+        Some(i) => i,
+        None => {
+            let def: Definition = serde_json::from_slice(bytes)
+                .context("the definition of ticketlake's functions sent with the plan")?;
+            let bytes: Arc<[u8]> = bytes.into();
+            let functions = build(&def, bytes.clone())?.into_iter().map(Arc::new).collect();
+            if cache.len() >= 8 {
+                cache.remove(0);
+            }
+            cache.push((bytes, functions));
+            cache.len() - 1
+        }
+    };
+    cache[index]
+        .1
+        .iter()
+        .find(|f| f.name() == name)
+        .cloned()
+        .with_context(|| format!("ticketlake has no function {name}"))
 }
