@@ -8,7 +8,7 @@ use clap::Args;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
-use super::LakeArgs;
+use super::{EngineArg, LakeArgs};
 use crate::model::{ColumnType, Table};
 
 /// Scan the lake and its quarantine for personal data: e-mail addresses anywhere, and
@@ -24,6 +24,8 @@ use crate::model::{ColumnType, Table};
 pub struct AuditArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub engine: EngineArg,
 }
 
 /// An e-mail address.
@@ -183,7 +185,7 @@ fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 pub async fn run(args: AuditArgs) -> Result<ExitCode> {
-    let (config, lake, _) = args.lake.open()?;
+    let (config, lake, _) = args.lake.with_engine(&args.engine).open()?;
     let findings = scan(&lake, &config).await?;
     if findings.is_empty() {
         println!(

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use super::LakeArgs;
+use super::{EngineArg, LakeArgs};
 use crate::decision::inputs::Decision;
 use crate::engine::localtime::Month;
 use crate::kpi;
@@ -27,6 +27,8 @@ use crate::kpi;
 pub struct DecideArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// First month of the window (default: `window_months` before --to).
     #[arg(long, value_parser = Month::parse)]
     pub from: Option<Month>,
@@ -49,7 +51,7 @@ pub enum DecideFormat {
 }
 
 pub async fn run(args: DecideArgs) -> Result<ExitCode> {
-    let (config, lake, days) = args.lake.open()?;
+    let (config, lake, days) = args.lake.with_engine(&args.engine).open()?;
     let ctx = crate::engine::session(&lake, &config).await?;
     let d = kpi::decision::compute(&ctx, &config, &days, args.from, args.to, &args.sets).await?;
     let mut out = std::io::stdout().lock();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::LakeArgs;
+use super::{EngineArg, LakeArgs};
 use crate::engine::localtime::Month;
 use crate::kpi::{self, KpiResult, Period};
 use crate::output;
@@ -25,6 +25,8 @@ use crate::output;
 pub struct KpiArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// First month, YYYY-MM (local time).
     #[arg(long, value_parser = Month::parse)]
     pub from: Month,
@@ -48,7 +50,7 @@ pub enum KpiFormat {
 }
 
 pub async fn run(args: KpiArgs) -> Result<ExitCode> {
-    let (config, lake, days) = args.lake.open()?;
+    let (config, lake, days) = args.lake.with_engine(&args.engine).open()?;
     let period = Period::new(args.from, args.to.unwrap_or(args.from))?;
     let ctx = crate::engine::session(&lake, &config).await?;
     let results = kpi::run(&ctx, &days, &args.kpis, period).await?;

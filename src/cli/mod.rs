@@ -79,16 +79,32 @@ pub struct LakeArgs {
     /// The lake: a directory, file:// or s3:// URL (default: `lake` in the config).
     #[arg(long, value_name = "URL")]
     pub lake: Option<String>,
-    /// Where queries run: `local`, or `df://HOST:PORT`, a Ballista scheduler (default:
-    /// `engine` in the config, else local).
-    #[arg(long, value_name = "URL")]
+    /// Where queries run (set by the commands that query, from [`EngineArg`]).
+    #[arg(skip)]
     pub engine: Option<String>,
     /// The configuration file (default: ./ticketlake.toml if present, else the built-in INSA group).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
+/// `--engine`, for the commands that query the lake.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArg {
+    /// Where queries run: `local`, or `df://HOST:PORT`, a Ballista scheduler (default:
+    /// `engine` in the config, else local).
+    #[arg(long, value_name = "URL")]
+    pub engine: Option<String>,
+}
+
 impl LakeArgs {
+    /// These arguments with `--engine`.
+    pub fn with_engine(&self, engine: &EngineArg) -> LakeArgs {
+        LakeArgs {
+            engine: engine.engine.clone(),
+            ..self.clone()
+        }
+    }
+
     /// The config and the lake's location.
     pub fn resolve(&self) -> Result<(Config, String)> {
         let mut config = Config::resolve(self.config.as_deref())?;
@@ -112,6 +128,9 @@ impl LakeArgs {
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // planning and (de)serialising the KPIs' deep plans recurses far; Ballista's own
+        // scheduler runs with 32 MiB stacks (address space, not memory, until used)
+        .thread_stack_size(32 << 20)
         .build()?)
 }
 

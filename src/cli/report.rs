@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::LakeArgs;
+use super::{EngineArg, LakeArgs};
 use crate::engine::localtime::Month;
 use crate::report::{self, Format, Lang};
 
@@ -22,6 +22,8 @@ use crate::report::{self, Format, Lang};
 pub struct ReportArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// The month, YYYY-MM (local time).
     #[arg(long, value_parser = Month::parse)]
     pub month: Month,
@@ -37,7 +39,7 @@ pub struct ReportArgs {
 }
 
 pub async fn run(args: ReportArgs) -> Result<ExitCode> {
-    let (config, lake, days) = args.lake.open()?;
+    let (config, lake, days) = args.lake.with_engine(&args.engine).open()?;
     let inputs = report::gather(&lake, &config, &days, args.month).await?;
     for lang in &args.lang {
         for path in report::write(&inputs, *lang, &args.format, &args.out)? {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::LakeArgs;
+use super::{EngineArg, LakeArgs};
 use crate::engine::localtime::{LocalDays, Month};
 use crate::lake::Lake;
 use crate::mail;
@@ -36,6 +36,8 @@ use crate::sources::pull::{self, PullOptions};
 pub struct RunArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// The month to report, YYYY-MM (default: the last complete month, local time).
     #[arg(long, value_parser = Month::parse)]
     pub month: Option<Month>,
@@ -75,7 +77,7 @@ pub fn last_complete_month(days: &LocalDays, now: DateTime<Utc>) -> Result<Month
 
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let (config, location) = args.lake.resolve()?;
+    let (config, location) = args.lake.with_engine(&args.engine).resolve()?;
     let days = LocalDays::new(config.tz()?);
     let now = args.now.unwrap_or_else(Utc::now);
     let month = match args.month {

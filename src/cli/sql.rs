@@ -10,7 +10,7 @@ use arrow::datatypes::SchemaRef;
 use clap::Args;
 use datafusion::prelude::SessionContext;
 
-use super::LakeArgs;
+use super::{EngineArg, LakeArgs};
 use crate::output::{self, Format};
 
 /// Run read-only SQL over the lake.
@@ -31,6 +31,8 @@ use crate::output::{self, Format};
 pub struct SqlArgs {
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// The query (omit it, and -f, for an interactive prompt).
     pub query: Option<String>,
     /// Read the statements from a file.
@@ -50,7 +52,7 @@ pub struct SqlArgs {
 }
 
 pub async fn run(args: SqlArgs) -> Result<ExitCode> {
-    let (config, lake, _) = args.lake.open()?;
+    let (config, lake, _) = args.lake.with_engine(&args.engine).open()?;
     let ctx = crate::engine::session(&lake, &config).await?;
     let format = args
         .format

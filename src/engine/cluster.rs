@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
-use datafusion::common::{DataFusionError, TableReference, extensions_options};
-use datafusion::config::ConfigExtension;
+use datafusion::common::{DataFusionError, TableReference, config_err};
+use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
@@ -77,11 +77,41 @@ impl Engine {
     }
 }
 
-extensions_options! {
-    /// ticketlake's settings in a session's config; Ballista sends them with each job.
-    pub struct LakeOptions {
-        /// The lake (an absolute directory, `file://` or `s3://` URL) behind `lake://default/`.
-        pub lake: String, default = String::new()
+/// ticketlake's settings in a session's config; Ballista sends them with each job.
+///
+/// Written out rather than with `extensions_options!`, whose entries lack the prefix
+/// (`lake`, not `ticketlake.lake`), so that the scheduler could not set them back.
+#[derive(Debug, Clone, Default)]
+pub struct LakeOptions {
+    /// The lake (an absolute directory, `file://` or `s3://` URL) behind `lake://default/`.
+    pub lake: String,
+}
+
+impl ExtensionOptions for LakeOptions {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+    fn set(&mut self, key: &str, value: &str) -> datafusion::error::Result<()> {
+        match key {
+            "lake" => {
+                self.lake = value.to_string();
+                Ok(())
+            }
+            _ => config_err!("no setting ticketlake.{key}"),
+        }
+    }
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![ConfigEntry {
+            key: "ticketlake.lake".to_string(),
+            value: Some(self.lake.clone()),
+            description: "The lake the query reads (sent to a Ballista cluster)",
+        }]
     }
 }
 
@@ -211,6 +241,21 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> bool {
     }
 }
 
+/// What marks ticketlake's `quantile_cont` in a plan. DataFusion's `percentile_cont`
+/// has the alias `quantile_cont`, which a name alone would find first.
+const QUANTILE: &[u8] = b"ticketlake.quantile_cont";
+
+fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> bool {
+    let ours = node
+        .inner()
+        .downcast_ref::<quantile::QuantileCont>()
+        .is_some();
+    if ours {
+        buf.extend_from_slice(QUANTILE);
+    }
+    ours
+}
+
 /// Ballista's logical codec, plus ticketlake's functions.
 #[derive(Debug, Default)]
 pub struct LogicalCodec {
@@ -280,14 +325,18 @@ impl LogicalExtensionCodec for LogicalCodec {
         name: &str,
         buf: &[u8],
     ) -> datafusion::error::Result<Arc<AggregateUDF>> {
-        if name == "quantile_cont" {
+        if buf == QUANTILE {
             Ok(Arc::new(quantile::QuantileCont::udaf()))
         } else {
             self.inner.try_decode_udaf(name, buf)
         }
     }
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> datafusion::error::Result<()> {
-        self.inner.try_encode_udaf(node, buf)
+        if encode_udaf(node, buf) {
+            Ok(())
+        } else {
+            self.inner.try_encode_udaf(node, buf)
+        }
     }
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> datafusion::error::Result<Arc<WindowUDF>> {
         self.inner.try_decode_udwf(name, buf)
@@ -356,14 +405,18 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         name: &str,
         buf: &[u8],
     ) -> datafusion::error::Result<Arc<AggregateUDF>> {
-        if name == "quantile_cont" {
+        if buf == QUANTILE {
             Ok(Arc::new(quantile::QuantileCont::udaf()))
         } else {
             self.inner.try_decode_udaf(name, buf)
         }
     }
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> datafusion::error::Result<()> {
-        self.inner.try_encode_udaf(node, buf)
+        if encode_udaf(node, buf) {
+            Ok(())
+        } else {
+            self.inner.try_encode_udaf(node, buf)
+        }
     }
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> datafusion::error::Result<Arc<WindowUDF>> {
         self.inner.try_decode_udwf(name, buf)
@@ -408,6 +461,16 @@ pub struct ExecutorOptions {
     pub work_dir: Option<String>,
 }
 
+/// Ballista's functions plus DataFusion's array functions (`make_array`, `unnest`…),
+/// which its default registry lacks and the KPIs use.
+fn function_registry() -> ballista_core::registry::BallistaFunctionRegistry {
+    let mut registry = ballista_core::registry::BallistaFunctionRegistry::default();
+    for f in datafusion::functions_nested::all_default_nested_functions() {
+        registry.scalar_functions.insert(f.name().to_string(), f);
+    }
+    registry
+}
+
 /// `ticketlake executor`: serves tasks until the process is stopped.
 pub async fn serve_executor(opts: ExecutorOptions) -> Result<()> {
     use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
@@ -426,6 +489,7 @@ pub async fn serve_executor(opts: ExecutorOptions) -> Result<()> {
     };
     config.override_config_producer = Some(Arc::new(session_config));
     config.override_runtime_producer = Some(Arc::new(runtime));
+    config.override_function_registry = Some(Arc::new(function_registry()));
     config.override_logical_codec = Some(Arc::new(LogicalCodec::default()));
     config.override_physical_codec = Some(Arc::new(PhysicalCodec::default()));
     start_executor_process(Arc::new(config)).await.map_err(|e| {
@@ -477,6 +541,13 @@ mod tests {
             // equal: same kind and the same calendars / time zone
             assert_eq!(back.as_ref(), f, "{}", f.name());
         }
+        // the exact quantile is not DataFusion's percentile_cont (alias quantile_cont)
+        let mut buf = Vec::new();
+        codec
+            .try_encode_udaf(&quantile::QuantileCont::udaf(), &mut buf)
+            .unwrap();
+        let back = codec.try_decode_udaf("quantile_cont", &buf).unwrap();
+        assert!(back.inner().downcast_ref::<quantile::QuantileCont>().is_some());
         // a built-in function keeps Ballista's encoding (none: found by name)
         let mut buf = Vec::new();
         codec

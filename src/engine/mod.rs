@@ -121,7 +121,7 @@ async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()
 /// table, goes into a plan sent to a cluster).
 fn mem(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
     use datafusion::common::{DFSchema, ScalarValue};
-    use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, lit};
+    use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, col, lit};
     let schema = Arc::new(DFSchema::try_from(batch.schema())?);
     let plan = if batch.num_rows() == 0 {
         LogicalPlan::EmptyRelation(EmptyRelation {
@@ -138,7 +138,16 @@ fn mem(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
                     .collect::<datafusion::common::Result<Vec<_>>>()
             })
             .collect::<datafusion::common::Result<Vec<_>>>()?;
-        LogicalPlanBuilder::values_with_schema(rows, &schema)?.build()?
+        // VALUES names its columns column1, column2…: give them the table's names
+        let values = LogicalPlanBuilder::values_with_schema(rows, &schema)?.build()?;
+        let names: Vec<_> = values
+            .schema()
+            .columns()
+            .into_iter()
+            .zip(schema.fields())
+            .map(|(c, f)| col(c).alias(f.name()))
+            .collect();
+        LogicalPlanBuilder::from(values).project(names)?.build()?
     };
     let view = datafusion::catalog::view::ViewTable::new(plan, None);
     ctx.register_table(name, Arc::new(view))?;
