@@ -73,7 +73,10 @@ impl Engine {
 
     /// The engine of a config (`local` when it names none).
     pub fn of(config: &crate::config::Config) -> Result<Engine> {
-        config.engine.as_deref().map_or(Ok(Engine::Local), Engine::parse)
+        config
+            .engine
+            .as_deref()
+            .map_or(Ok(Engine::Local), Engine::parse)
     }
 }
 
@@ -139,8 +142,8 @@ pub fn runtime(config: &SessionConfig) -> datafusion::error::Result<Arc<RuntimeE
         .map(|o| o.lake.clone())
         .unwrap_or_default();
     if !location.is_empty() {
-        let lake = open_lake(&location)
-            .map_err(|e| DataFusionError::External(format!("{e:#}").into()))?;
+        let lake =
+            open_lake(&location).map_err(|e| DataFusionError::External(format!("{e:#}").into()))?;
         let url = Url::parse(ENGINE_URL).expect("valid engine URL");
         runtime.register_object_store(&url, lake.store);
     }
@@ -331,7 +334,11 @@ impl LogicalExtensionCodec for LogicalCodec {
             self.inner.try_decode_udaf(name, buf)
         }
     }
-    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> datafusion::error::Result<()> {
+    fn try_encode_udaf(
+        &self,
+        node: &AggregateUDF,
+        buf: &mut Vec<u8>,
+    ) -> datafusion::error::Result<()> {
         if encode_udaf(node, buf) {
             Ok(())
         } else {
@@ -341,7 +348,11 @@ impl LogicalExtensionCodec for LogicalCodec {
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> datafusion::error::Result<Arc<WindowUDF>> {
         self.inner.try_decode_udwf(name, buf)
     }
-    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> datafusion::error::Result<()> {
+    fn try_encode_udwf(
+        &self,
+        node: &WindowUDF,
+        buf: &mut Vec<u8>,
+    ) -> datafusion::error::Result<()> {
         self.inner.try_encode_udwf(node, buf)
     }
 }
@@ -411,7 +422,11 @@ impl PhysicalExtensionCodec for PhysicalCodec {
             self.inner.try_decode_udaf(name, buf)
         }
     }
-    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> datafusion::error::Result<()> {
+    fn try_encode_udaf(
+        &self,
+        node: &AggregateUDF,
+        buf: &mut Vec<u8>,
+    ) -> datafusion::error::Result<()> {
         if encode_udaf(node, buf) {
             Ok(())
         } else {
@@ -421,7 +436,11 @@ impl PhysicalExtensionCodec for PhysicalCodec {
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> datafusion::error::Result<Arc<WindowUDF>> {
         self.inner.try_decode_udwf(name, buf)
     }
-    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> datafusion::error::Result<()> {
+    fn try_encode_udwf(
+        &self,
+        node: &WindowUDF,
+        buf: &mut Vec<u8>,
+    ) -> datafusion::error::Result<()> {
         self.inner.try_encode_udwf(node, buf)
     }
 }
@@ -524,7 +543,10 @@ mod tests {
         );
         for bad in ["df://", "http://h:50050", "ballista", "df://h:1/x"] {
             let e = Engine::parse(bad).unwrap_err().to_string();
-            assert!(e.contains("use \"local\" or \"df://host:port\""), "{bad}: {e}");
+            assert!(
+                e.contains("use \"local\" or \"df://host:port\""),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -547,7 +569,11 @@ mod tests {
             .try_encode_udaf(&quantile::QuantileCont::udaf(), &mut buf)
             .unwrap();
         let back = codec.try_decode_udaf("quantile_cont", &buf).unwrap();
-        assert!(back.inner().downcast_ref::<quantile::QuantileCont>().is_some());
+        assert!(
+            back.inner()
+                .downcast_ref::<quantile::QuantileCont>()
+                .is_some()
+        );
         // a built-in function keeps Ballista's encoding (none: found by name)
         let mut buf = Vec::new();
         codec

@@ -46,9 +46,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
                 );
             SessionContext::new_with_config(cfg)
         }
-        cluster::Engine::Cluster { host, port } => {
-            cluster::connect(&host, port, lake).await?
-        }
+        cluster::Engine::Cluster { host, port } => cluster::connect(&host, port, lake).await?,
     };
     let url = Url::parse(ENGINE_URL).expect("valid engine URL");
     ctx.register_object_store(&url, lake.store.clone());

@@ -338,7 +338,11 @@ fn build(def: &Definition, definition: Arc<[u8]>) -> anyhow::Result<Vec<ScalarUD
         })
     };
     Ok(vec![
-        ScalarUDF::from(BusinessTime::new(calendars.clone(), false, definition.clone())),
+        ScalarUDF::from(BusinessTime::new(
+            calendars.clone(),
+            false,
+            definition.clone(),
+        )),
         ScalarUDF::from(BusinessTime::new(calendars, true, definition.clone())),
         local(LocalKind::Date),
         local(LocalKind::Day),
@@ -352,16 +356,16 @@ pub fn definition(f: &ScalarUDF) -> Option<&[u8]> {
     if let Some(b) = inner.downcast_ref::<BusinessTime>() {
         Some(&b.definition)
     } else {
-        inner
-            .downcast_ref::<LocalTime>()
-            .map(|l| &l.definition[..])
+        inner.downcast_ref::<LocalTime>().map(|l| &l.definition[..])
     }
 }
 
 /// The function `name` rebuilt from its definition bytes; the functions of the last few
 /// definitions are kept, since every task of a query carries the same bytes.
 pub fn decode(name: &str, bytes: &[u8]) -> anyhow::Result<Arc<ScalarUDF>> {
-    static CACHE: Mutex<Vec<(Arc<[u8]>, Vec<Arc<ScalarUDF>>)>> = Mutex::new(Vec::new());
+    /// Definition bytes and the functions built from them.
+    type Built = (Arc<[u8]>, Vec<Arc<ScalarUDF>>);
+    static CACHE: Mutex<Vec<Built>> = Mutex::new(Vec::new());
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let found = cache.iter().position(|(b, _)| &b[..] == bytes);
     let index = match found {
@@ -370,7 +374,10 @@ pub fn decode(name: &str, bytes: &[u8]) -> anyhow::Result<Arc<ScalarUDF>> {
             let def: Definition = serde_json::from_slice(bytes)
                 .context("the definition of ticketlake's functions sent with the plan")?;
             let bytes: Arc<[u8]> = bytes.into();
-            let functions = build(&def, bytes.clone())?.into_iter().map(Arc::new).collect();
+            let functions = build(&def, bytes.clone())?
+                .into_iter()
+                .map(Arc::new)
+                .collect();
             if cache.len() >= 8 {
                 cache.remove(0);
             }

@@ -1,6 +1,7 @@
 //! The one integration-test binary (each extra binary would link DataFusion again).
 
 mod cli;
+mod cluster;
 mod common;
 mod config;
 mod connectors;

@@ -12,16 +12,16 @@ use ticketlake::lake::lock::LakeLock;
 
 use super::common::bin;
 
-const BUCKET: &str = "ticketlake";
+pub(super) const BUCKET: &str = "ticketlake";
 
 /// A moto S3 server on a free loopback port, with one bucket; stopped on drop.
-struct Moto {
+pub(super) struct Moto {
     child: Child,
     endpoint: String,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(super) fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -49,7 +49,7 @@ impl Moto {
         moto
     }
 
-    fn env(&self, cmd: &mut Command) {
+    pub(super) fn env(&self, cmd: &mut Command) {
         for (k, v) in self.vars() {
             cmd.env(k, v);
         }
@@ -91,7 +91,7 @@ fn put(endpoint: &str, path: &str) -> std::io::Result<u16> {
         .unwrap_or(0))
 }
 
-fn ticketlake(moto: &Moto, args: &[&str]) -> Output {
+pub(super) fn ticketlake(moto: &Moto, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin());
     cmd.args(args);
     moto.env(&mut cmd);
