@@ -237,14 +237,46 @@ impl LakeWriter {
             .filter(|(_, _, m)| through.is_none_or(|t| m.as_str() <= t))
             .cloned()
             .collect();
-        for key in keys {
-            let batches = self.staged.remove(&key).unwrap_or_default();
-            let (table, source, month) = &key;
-            let counts = write_partition(&self.lake, *table, source, month, batches)
-                .await
-                .with_context(|| {
-                    format!("writing {}/source={source}/month={month}", table.name())
-                })?;
+        // partitions are merged and encoded at once, as many as there are cores (each is
+        // one whole object: the lake's contract does not depend on their order); their
+        // counts are added up in key order
+        use futures::StreamExt;
+        let jobs: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let batches = self.staged.remove(&key).unwrap_or_default();
+                let lake = self.lake.clone();
+                async move {
+                    let (table, source, month) = key.clone();
+                    let written = tokio::spawn({
+                        let (source, month) = (source.clone(), month.clone());
+                        async move { write_partition(&lake, table, &source, &month, batches).await }
+                    })
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .and_then(|r| r)
+                    .with_context(|| {
+                        format!("writing {}/source={source}/month={month}", table.name())
+                    });
+                    written.map(|counts| (key, counts))
+                }
+            })
+            .collect();
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut results = futures::stream::iter(jobs).buffered(parallel);
+        // after a failure the others still run to their end (each may be writing), so
+        // that nothing writes the lake once this returns and the lock is released
+        let mut failed = None;
+        while let Some(result) = results.next().await {
+            let ((table, source, _), counts) = match result {
+                Ok(done) if failed.is_none() => done,
+                Ok(_) => continue,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
+            let table = &table;
             let rows = counts.new + counts.updated + counts.unchanged;
             let entry = self.per_source.entry(source.clone()).or_default();
             match table {
@@ -265,7 +297,10 @@ impl LakeWriter {
                 self.summary.partitions += 1;
             }
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Writes what is left, then the quarantine, then each source's state: last.
@@ -475,6 +510,21 @@ async fn write_partition(
 /// Compares staged rows with a partition's rows, by key and whole-row content.
 fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<MergeCounts> {
     use arrow::row::{RowConverter, SortField};
+    if old.iter().all(|b| b.num_rows() == 0) {
+        // a new partition: every staged key is new (no row to compare)
+        let mut keys = std::collections::HashSet::new();
+        for b in new {
+            let column = b
+                .column_by_name(table.key_column())
+                .expect("canonical column")
+                .as_string::<i32>();
+            keys.extend(column.iter().flatten());
+        }
+        return Ok(MergeCounts {
+            new: keys.len() as u64,
+            ..MergeCounts::default()
+        });
+    }
     let schema = table.file_schema();
     let converter = RowConverter::new(
         schema
