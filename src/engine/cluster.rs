@@ -259,6 +259,71 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> bool {
     ours
 }
 
+/// The function methods both codecs share: ticketlake's functions by their definition,
+/// any other by Ballista's codec (`self.inner`).
+macro_rules! function_codec {
+    () => {
+        fn try_decode_udf(
+            &self,
+            name: &str,
+            buf: &[u8],
+        ) -> datafusion::error::Result<Arc<ScalarUDF>> {
+            if is_ours(name) && !buf.is_empty() {
+                decode_udf(name, buf)
+            } else {
+                self.inner.try_decode_udf(name, buf)
+            }
+        }
+        fn try_encode_udf(
+            &self,
+            node: &ScalarUDF,
+            buf: &mut Vec<u8>,
+        ) -> datafusion::error::Result<()> {
+            if encode_udf(node, buf) {
+                Ok(())
+            } else {
+                self.inner.try_encode_udf(node, buf)
+            }
+        }
+        fn try_decode_udaf(
+            &self,
+            name: &str,
+            buf: &[u8],
+        ) -> datafusion::error::Result<Arc<AggregateUDF>> {
+            if buf == QUANTILE {
+                Ok(Arc::new(quantile::QuantileCont::udaf()))
+            } else {
+                self.inner.try_decode_udaf(name, buf)
+            }
+        }
+        fn try_encode_udaf(
+            &self,
+            node: &AggregateUDF,
+            buf: &mut Vec<u8>,
+        ) -> datafusion::error::Result<()> {
+            if encode_udaf(node, buf) {
+                Ok(())
+            } else {
+                self.inner.try_encode_udaf(node, buf)
+            }
+        }
+        fn try_decode_udwf(
+            &self,
+            name: &str,
+            buf: &[u8],
+        ) -> datafusion::error::Result<Arc<WindowUDF>> {
+            self.inner.try_decode_udwf(name, buf)
+        }
+        fn try_encode_udwf(
+            &self,
+            node: &WindowUDF,
+            buf: &mut Vec<u8>,
+        ) -> datafusion::error::Result<()> {
+            self.inner.try_encode_udwf(node, buf)
+        }
+    };
+}
+
 /// Ballista's logical codec, plus ticketlake's functions.
 #[derive(Debug, Default)]
 pub struct LogicalCodec {
@@ -309,52 +374,7 @@ impl LogicalExtensionCodec for LogicalCodec {
     ) -> datafusion::error::Result<()> {
         self.inner.try_encode_file_format(buf, node)
     }
-    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> datafusion::error::Result<Arc<ScalarUDF>> {
-        if is_ours(name) && !buf.is_empty() {
-            decode_udf(name, buf)
-        } else {
-            self.inner.try_decode_udf(name, buf)
-        }
-    }
-    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> datafusion::error::Result<()> {
-        if encode_udf(node, buf) {
-            Ok(())
-        } else {
-            self.inner.try_encode_udf(node, buf)
-        }
-    }
-    fn try_decode_udaf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> datafusion::error::Result<Arc<AggregateUDF>> {
-        if buf == QUANTILE {
-            Ok(Arc::new(quantile::QuantileCont::udaf()))
-        } else {
-            self.inner.try_decode_udaf(name, buf)
-        }
-    }
-    fn try_encode_udaf(
-        &self,
-        node: &AggregateUDF,
-        buf: &mut Vec<u8>,
-    ) -> datafusion::error::Result<()> {
-        if encode_udaf(node, buf) {
-            Ok(())
-        } else {
-            self.inner.try_encode_udaf(node, buf)
-        }
-    }
-    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> datafusion::error::Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
-    }
-    fn try_encode_udwf(
-        &self,
-        node: &WindowUDF,
-        buf: &mut Vec<u8>,
-    ) -> datafusion::error::Result<()> {
-        self.inner.try_encode_udwf(node, buf)
-    }
+    function_codec!();
 }
 
 /// Ballista's physical codec, plus ticketlake's functions.
@@ -381,20 +401,6 @@ impl PhysicalExtensionCodec for PhysicalCodec {
     ) -> datafusion::error::Result<()> {
         self.inner.try_encode(node, buf, proto_converter)
     }
-    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> datafusion::error::Result<Arc<ScalarUDF>> {
-        if is_ours(name) && !buf.is_empty() {
-            decode_udf(name, buf)
-        } else {
-            self.inner.try_decode_udf(name, buf)
-        }
-    }
-    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> datafusion::error::Result<()> {
-        if encode_udf(node, buf) {
-            Ok(())
-        } else {
-            self.inner.try_encode_udf(node, buf)
-        }
-    }
     fn try_decode_expr(
         &self,
         buf: &[u8],
@@ -411,38 +417,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
     ) -> datafusion::error::Result<()> {
         self.inner.try_encode_expr(node, buf, ctx)
     }
-    fn try_decode_udaf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> datafusion::error::Result<Arc<AggregateUDF>> {
-        if buf == QUANTILE {
-            Ok(Arc::new(quantile::QuantileCont::udaf()))
-        } else {
-            self.inner.try_decode_udaf(name, buf)
-        }
-    }
-    fn try_encode_udaf(
-        &self,
-        node: &AggregateUDF,
-        buf: &mut Vec<u8>,
-    ) -> datafusion::error::Result<()> {
-        if encode_udaf(node, buf) {
-            Ok(())
-        } else {
-            self.inner.try_encode_udaf(node, buf)
-        }
-    }
-    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> datafusion::error::Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
-    }
-    fn try_encode_udwf(
-        &self,
-        node: &WindowUDF,
-        buf: &mut Vec<u8>,
-    ) -> datafusion::error::Result<()> {
-        self.inner.try_encode_udwf(node, buf)
-    }
+    function_codec!();
 }
 
 /// `ticketlake scheduler`: serves until the process is stopped.
