@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::engine::cluster::{self, DEFAULT_PORT, ExecutorOptions};
+use crate::engine::cluster::{self, Engine, ExecutorOptions};
 
 /// Start a Ballista scheduler: clients send it queries with `--engine df://HOST:PORT`.
 ///
@@ -66,14 +66,12 @@ pub async fn scheduler(args: SchedulerArgs) -> Result<ExitCode> {
 }
 
 pub async fn executor(args: ExecutorArgs) -> Result<ExitCode> {
+    // the scheduler's address is read as an engine URL: `df://` optional, port 50050 by default
     let target = args.scheduler.trim_start_matches("df://");
-    let (host, port) = match target.rsplit_once(':') {
-        Some((h, p)) => (
-            h.to_string(),
-            p.parse::<u16>()
-                .with_context(|| format!("--scheduler {}: bad port", args.scheduler))?,
-        ),
-        None => (target.to_string(), DEFAULT_PORT),
+    let Engine::Cluster { host, port } = Engine::parse(&format!("df://{target}"))
+        .with_context(|| format!("--scheduler {}", args.scheduler))?
+    else {
+        unreachable!("a df:// URL is a cluster")
     };
     let concurrency = args
         .concurrency

@@ -117,7 +117,7 @@ async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()
 
 /// A small table of the config, as a view over a VALUES plan (which, unlike a memory
 /// table, goes into a plan sent to a cluster).
-fn mem(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
+fn reference_table(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
     use datafusion::common::{DFSchema, ScalarValue};
     use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, col, lit};
     let schema = Arc::new(DFSchema::try_from(batch.schema())?);
@@ -156,7 +156,7 @@ fn mem(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
 fn register_reference_tables(ctx: &SessionContext, config: &Config) -> Result<()> {
     let utf8 = |n: &str| Field::new(n, DataType::Utf8, false);
     let s = &config.services;
-    mem(
+    reference_table(
         ctx,
         "services",
         RecordBatch::try_new(
@@ -175,7 +175,7 @@ fn register_reference_tables(ctx: &SessionContext, config: &Config) -> Result<()
         )?,
     )?;
     let o = &config.orgs;
-    mem(
+    reference_table(
         ctx,
         "orgs",
         RecordBatch::try_new(
@@ -195,7 +195,7 @@ fn register_reference_tables(ctx: &SessionContext, config: &Config) -> Result<()
     )?;
     let t = &config.sla;
     let f64col = |n: &str| Field::new(n, DataType::Float64, false);
-    mem(
+    reference_table(
         ctx,
         "sla_targets",
         RecordBatch::try_new(
