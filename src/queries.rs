@@ -11,6 +11,10 @@ const VIEWS: &[(&str, &str)] = &[
         include_str!("../queries/views/pending_periods.sql"),
     ),
     (
+        "ticket_history",
+        include_str!("../queries/views/ticket_history.sql"),
+    ),
+    (
         "status_intervals",
         include_str!("../queries/views/status_intervals.sql"),
     ),

@@ -10,9 +10,6 @@ with created as (
     select t.source, t.ticket_id
     from tickets t
     where t.created_at >= $start and t.created_at < $end
-),
-with_status as (
-    select distinct e.source, e.ticket_id from events e where e.kind = 'status'
 )
 select
     c.source,
@@ -21,6 +18,6 @@ select
     count(*) - count(h.ticket_id) as without_history,
     count(h.ticket_id) * 1.0 / count(*) as history_rate
 from created c
-left join with_status h on h.source = c.source and h.ticket_id = c.ticket_id
+left join ticket_history h on h.source = c.source and h.ticket_id = c.ticket_id
 group by c.source
 order by c.source

@@ -5,30 +5,13 @@
 -- Grain: one row per local month of the first resolution.
 -- Parameters: $start, $end.
 -- Output: month, first_resolved, reopened (counts), reopen_rate (lower is better).
-with first_resolution as (
-    select e.source, e.ticket_id, min(e.at) as first_resolved_at
-    from events e
-    where e.kind = 'status' and e.to_value = 'resolved'
-    group by e.source, e.ticket_id
-),
-reopened as (
-    select distinct e.source, e.ticket_id
-    from events e
-    where e.kind = 'status'
-        and e.from_value in ('resolved', 'closed')
-        and e.to_value not in ('resolved', 'closed', 'canceled')
-),
-counted as (
-    select local_month(f.first_resolved_at) as month, r.ticket_id as reopened_id
-    from first_resolution f
-    left join reopened r on r.source = f.source and r.ticket_id = f.ticket_id
-    where f.first_resolved_at >= $start and f.first_resolved_at < $end
-)
+-- Method: the view ticket_history holds each ticket's first resolution and reopen flag.
 select
-    month,
+    local_month(h.first_resolved_at) as month,
     count(*) as first_resolved,
-    count(reopened_id) as reopened,
-    count(reopened_id) * 1.0 / count(*) as reopen_rate
-from counted
-group by month
+    count(case when h.reopened then 1 end) as reopened,
+    count(case when h.reopened then 1 end) * 1.0 / count(*) as reopen_rate
+from ticket_history h
+where h.first_resolved_at >= $start and h.first_resolved_at < $end
+group by local_month(h.first_resolved_at)
 order by month

@@ -84,8 +84,62 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
         register_view(&ctx, &name, &sql)
             .await
             .with_context(|| format!("in queries/views/{name}.sql"))?;
+        if crate::lake::derived::VIEWS.iter().any(|(v, _)| *v == name) {
+            let derived = crate::lake::derived::status(lake, &name).await?;
+            if let Some(sql) = stored_or_view(&ctx, &name, &derived, &sql).await? {
+                ctx.deregister_table(name.as_str())?;
+                register_view(&ctx, &name, &sql).await?;
+            }
+        }
     }
     Ok(ctx)
+}
+
+/// The SQL of a stored view (`lake::derived`): its rows stored in the lake for the
+/// sources whose stored rows match their events, the view's own for the others (None:
+/// nothing is stored, the view stays as it is). The stored objects are read with the
+/// view's schema.
+async fn stored_or_view(
+    ctx: &SessionContext,
+    name: &str,
+    derived: &crate::lake::derived::Derived,
+    view: &str,
+) -> Result<Option<String>> {
+    use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+    if derived.fresh.is_empty() {
+        return Ok(None);
+    }
+    let schema = Arc::new(ctx.table(name).await?.schema().as_arrow().clone());
+    let paths = derived
+        .fresh
+        .iter()
+        .map(|(_, object)| ListingTableUrl::parse(crate::lake::derived::table_url(object)))
+        .collect::<datafusion::common::Result<Vec<_>>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(paths)
+        .with_listing_options(options)
+        .with_schema(schema.clone());
+    let stored_table = format!("lake_{name}");
+    ctx.register_table(
+        stored_table.as_str(),
+        Arc::new(ListingTable::try_new(config)?),
+    )?;
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let columns = columns.join(", ");
+    let stored = format!("select {columns} from {stored_table}");
+    if derived.stale.is_empty() {
+        return Ok(Some(stored));
+    }
+    let stale: Vec<String> = derived
+        .stale
+        .iter()
+        .map(|s| format!("'{}'", s.replace('\'', "''")))
+        .collect();
+    Ok(Some(format!(
+        "{stored}\nunion all\nselect {columns} from ({view}\n) v where v.source in ({})",
+        stale.join(", ")
+    )))
 }
 
 /// Computes a view once and puts its rows in its place, for a session that will read it

@@ -8,8 +8,11 @@
 //! <lake>/_state/<source>.json      watermark, last run, counts
 //! <lake>/_quarantine/<source>/…    rejected records with the reason
 //! <lake>/_lock                     the single writer's lock
+//! <lake>/_derived/pending_periods/source=<id>/part-<fingerprint>.parquet
+//!                                  rows derived from `events` (see `derived`)
 //! ```
 
+pub mod derived;
 pub mod lock;
 pub mod validate;
 pub mod write;

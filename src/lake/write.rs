@@ -328,6 +328,8 @@ impl LakeWriter {
             self.summary.quarantined += rejected.len() as u64;
             write_quarantine(&self.lake, &source, table, rejected, written, run).await?;
         }
+        // the rows derived from events, before any state moves
+        super::derived::refresh(&self.lake).await?;
         for (source, watermark) in &self.watermarks {
             let c = self.per_source.get(source).copied().unwrap_or_default();
             let previous = self.lake.state(source).await?;

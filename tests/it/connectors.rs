@@ -576,7 +576,8 @@ async fn an_incremental_pull_rewrites_only_what_changed_and_matches_a_full_pull(
     );
 }
 
-/// Every Parquet file of a lake directory with its modification time.
+/// Every Parquet file of a lake directory's partitions (not the rows derived from them,
+/// `_derived/`) with its modification time.
 fn parquet_files(dir: &std::path::Path) -> Vec<(String, std::time::SystemTime)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -584,7 +585,9 @@ fn parquet_files(dir: &std::path::Path) -> Vec<(String, std::time::SystemTime)> 
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
-                stack.push(p);
+                if !p.ends_with("_derived") {
+                    stack.push(p);
+                }
             } else if p.extension().is_some_and(|x| x == "parquet") {
                 let m = std::fs::metadata(&p).unwrap().modified().unwrap();
                 out.push((p.display().to_string(), m));

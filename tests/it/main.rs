@@ -6,6 +6,7 @@ mod common;
 mod config;
 mod connectors;
 mod decide;
+mod derived;
 mod kpi_hand;
 mod lake;
 mod mail;

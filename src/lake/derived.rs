@@ -1,0 +1,273 @@
+//! Derived tables: what several KPIs would otherwise recompute from `events` on every
+//! query, computed once when the lake is written and stored beside it.
+//!
+//! ```text
+//! <lake>/_derived/<view>/source=<id>/<fingerprint>/part-0.parquet
+//! ```
+//!
+//! A derived object is named by the **fingerprint** of what it was computed from: the
+//! paths, sizes and versions (ETag, else modification time) of the source's `events`
+//! objects. A reader takes it only when that fingerprint is the one of the `events` it
+//! lists now, and otherwise computes the view from `events` as before (for that source
+//! only). So the stored rows are never read out of date, whatever wrote the lake, in
+//! whatever order, or crashed on the way: a partition rewritten without its derived
+//! object (a writer killed in between, another tool) only costs the reader the view.
+//! Every `LakeWriter::finish` brings the derived objects of all sources up to date, before
+//! the sources' state files move.
+//!
+//! The rows are those of the views of `queries/views/` named in [`VIEWS`], run by
+//! DataFusion over the source's `events`: one definition, two places it is evaluated.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::Lake;
+use crate::lake::ENGINE_URL;
+use crate::model::Table;
+
+/// The views of `queries/views/` that read `events` only, are stored, and the order of
+/// their stored rows (a time first: row groups of other months can be skipped).
+pub const VIEWS: &[(&str, &str)] = &[
+    ("pending_periods", "from_at, ticket_id, event_id"),
+    ("ticket_history", "first_resolved_at, ticket_id"),
+];
+
+/// The folder of a stored view.
+pub fn folder(view: &str) -> String {
+    format!("_derived/{view}")
+}
+
+/// Where each source's stored rows of one view stand.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Derived {
+    /// Sources whose stored object matches their events: (source, object).
+    pub fresh: Vec<(String, ObjectPath)>,
+    /// Sources with events but no matching object: the view computes theirs.
+    pub stale: Vec<String>,
+}
+
+/// The fingerprint of a source's `events` objects, from their listing.
+fn fingerprint(objects: &[&ObjectMeta]) -> String {
+    let mut h = Sha256::new();
+    for m in objects {
+        h.update(m.location.as_ref().as_bytes());
+        h.update(m.size.to_le_bytes());
+        match &m.e_tag {
+            Some(tag) => h.update(tag.as_bytes()),
+            None => h.update(m.last_modified.timestamp_micros().to_le_bytes()),
+        }
+        h.update([0]);
+    }
+    h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The source named by an object's `source=<id>` folder.
+fn source_of(path: &ObjectPath) -> Option<String> {
+    path.parts()
+        .find_map(|p| p.as_ref().strip_prefix("source=").map(str::to_string))
+}
+
+/// Each source's `events` objects, by source (sorted by path).
+async fn events_by_source(lake: &Lake) -> Result<BTreeMap<String, Vec<ObjectMeta>>> {
+    let mut out: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
+    for meta in lake.list(&ObjectPath::from(Table::Events.name())).await? {
+        if !meta.location.as_ref().ends_with(".parquet") {
+            continue;
+        }
+        if let Some(source) = source_of(&meta.location) {
+            out.entry(source).or_default().push(meta);
+        }
+    }
+    Ok(out)
+}
+
+/// The stored object a source's fingerprint names (alone in its folder, which readers
+/// list as a table).
+fn object_for(view: &str, source: &str, fingerprint: &str) -> ObjectPath {
+    ObjectPath::from(format!(
+        "{}/source={source}/{fingerprint}/part-0.parquet",
+        folder(view)
+    ))
+}
+
+/// The folder of a stored object, as a table URL of the engine.
+pub fn table_url(object: &ObjectPath) -> String {
+    let path = object.as_ref();
+    let folder = path.rsplit_once('/').map_or(path, |(f, _)| f);
+    format!("{ENGINE_URL}{folder}/")
+}
+
+/// Which sources have stored rows of `view` that match their events (two listings, no
+/// reads).
+pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
+    let events = events_by_source(lake).await?;
+    let stored: std::collections::HashSet<ObjectPath> = lake
+        .list(&ObjectPath::from(folder(view)))
+        .await?
+        .into_iter()
+        .map(|m| m.location)
+        .collect();
+    let mut out = Derived::default();
+    for (source, objects) in &events {
+        let wanted = object_for(view, source, &fingerprint(&objects.iter().collect::<Vec<_>>()));
+        if stored.contains(&wanted) {
+            out.fresh.push((source.clone(), wanted));
+        } else {
+            out.stale.push(source.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Computes and stores the rows of every view of [`VIEWS`] for every source whose stored
+/// rows do not match its events, and removes those of sources without events. Returns
+/// the (view, source) pairs refreshed. Call it under the lake's lock.
+pub async fn refresh(lake: &Lake) -> Result<Vec<(String, String)>> {
+    let events = events_by_source(lake).await?;
+    let mut refreshed = Vec::new();
+    for (view, order) in VIEWS {
+        for source in refresh_view(lake, &events, view, order).await? {
+            refreshed.push((view.to_string(), source));
+        }
+    }
+    Ok(refreshed)
+}
+
+async fn refresh_view(
+    lake: &Lake,
+    events: &BTreeMap<String, Vec<ObjectMeta>>,
+    view: &str,
+    order: &str,
+) -> Result<Vec<String>> {
+    let stored = lake.list(&ObjectPath::from(folder(view))).await?;
+    let mut refreshed = Vec::new();
+    for (source, objects) in events {
+        let wanted = object_for(view, source, &fingerprint(&objects.iter().collect::<Vec<_>>()));
+        if stored.iter().any(|m| m.location == wanted) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let rows = compute(lake, source, view, order, &wanted)
+            .await
+            .with_context(|| format!("computing the view {view} of source '{source}'"))?;
+        tracing::debug!(view, source, rows, elapsed = ?started.elapsed(), "derived rows stored");
+        refreshed.push(source.clone());
+    }
+    // older objects go once their successor is in place; the one just replaced stays
+    // (a reader that chose it a moment ago can still read it) until the next refresh
+    let mut by_source: BTreeMap<String, Vec<&ObjectMeta>> = BTreeMap::new();
+    for m in &stored {
+        if let Some(s) = source_of(&m.location) {
+            by_source.entry(s).or_default().push(m);
+        }
+    }
+    for (source, mut metas) in by_source {
+        let current = events.get(&source).map(|objects| {
+            object_for(view, &source, &fingerprint(&objects.iter().collect::<Vec<_>>()))
+        });
+        let keep_previous = refreshed.contains(&source);
+        metas.sort_by_key(|m| std::cmp::Reverse(m.last_modified));
+        let mut kept_one = false;
+        for m in metas {
+            if Some(&m.location) == current.as_ref() {
+                continue;
+            }
+            if keep_previous && !kept_one {
+                kept_one = true;
+                continue;
+            }
+            lake.store
+                .delete(&m.location)
+                .await
+                .with_context(|| format!("deleting {} in lake '{}'", m.location, lake.location))?;
+        }
+    }
+    Ok(refreshed)
+}
+
+/// Runs `view` over one source's events and writes its rows to `target`, sorted by
+/// `order`.
+async fn compute(
+    lake: &Lake,
+    source: &str,
+    view: &str,
+    order: &str,
+    target: &ObjectPath,
+) -> Result<usize> {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    ));
+    let url = Url::parse(ENGINE_URL).expect("valid engine URL");
+    ctx.register_object_store(&url, lake.store.clone());
+    // the source's partitions: under the lake's lock, the objects just fingerprinted
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet");
+    let path = datafusion::datasource::listing::ListingTableUrl::parse(format!(
+        "{ENGINE_URL}{}/source={source}/",
+        Table::Events.name()
+    ))?;
+    let config = datafusion::datasource::listing::ListingTableConfig::new(path)
+        .with_listing_options(options)
+        .with_schema(Table::Events.file_schema());
+    let table = datafusion::datasource::listing::ListingTable::try_new(config)?;
+    ctx.register_table("source_events", Arc::new(table))?;
+    let quoted = source.replace('\'', "''");
+    let columns: Vec<&str> = Table::Events
+        .columns()
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    let events = format!(
+        "select '{quoted}' as source, {} from source_events",
+        columns.join(", ")
+    );
+    let plan = ctx.state().create_logical_plan(&events).await?;
+    ctx.register_table(
+        "events",
+        Arc::new(datafusion::catalog::view::ViewTable::new(plan, None)),
+    )?;
+    let sql = crate::queries::views()?
+        .into_iter()
+        .find(|(name, _)| name == view)
+        .map(|(_, sql)| sql)
+        .with_context(|| format!("no view {view}"))?;
+    let df = ctx
+        .sql(&format!("select * from ({sql}\n) v order by {order}"))
+        .await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let mut stream = df.execute_stream().await?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(64 * 1024))
+        .build();
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        writer.write(&batch)?;
+    }
+    writer.close()?;
+    lake.store
+        .put(target, PutPayload::from(buf))
+        .await
+        .with_context(|| format!("writing {target} in lake '{}'", lake.location))?;
+    Ok(rows)
+}

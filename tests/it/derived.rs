@@ -1,0 +1,317 @@
+//! The derived rows stored beside `events` (`_derived/pending_periods`,
+//! `_derived/ticket_history`): equal to the views' rows, used only while they match the
+//! events, brought up to date by every writer.
+
+use object_store::ObjectStoreExt;
+use ticketlake::config::Config;
+use ticketlake::engine::localtime::LocalDays;
+use ticketlake::lake::Lake;
+use ticketlake::lake::derived;
+use ticketlake::lake::write::LakeWriter;
+use ticketlake::model::Table;
+use ticketlake::sources::batch::{EventFields, EventsBuilder};
+
+use super::common::*;
+
+/// `pending_periods` as (source, ticket_id, event_id, from_at, to_at) in local time, and
+/// whether the plan read the stored rows.
+async fn pending(lake: &Lake) -> (Vec<String>, bool) {
+    let ctx = ticketlake::engine::session(lake, &Config::default())
+        .await
+        .unwrap();
+    let sql = "select source, ticket_id, event_id, arrow_cast(from_at, 'Int64') as f, \
+               coalesce(arrow_cast(arrow_cast(to_at, 'Int64'), 'Utf8'), '-') as t \
+               from pending_periods order by source, ticket_id, event_id";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.contains("ticket_id"))
+        .map(|l| {
+            l.split('|')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let plan = ctx
+        .sql(&format!("explain {sql}"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let plan = arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    (rows, plan.contains("_derived/pending_periods"))
+}
+
+/// Two sources: `a` with periods ending, still open and tied on `at`; `b` with one.
+fn sources() -> Vec<SourceData> {
+    let mut a = Vec::new();
+    history(
+        &mut a,
+        "A1",
+        &[
+            ("2026-04-01 09:00", Some("new"), "assigned"),
+            ("2026-04-01 10:00", Some("assigned"), "pending"),
+            ("2026-04-02 12:00", Some("pending"), "assigned"),
+            ("2026-04-03 14:00", Some("assigned"), "pending"),
+        ],
+    );
+    // a pending event and another status event at the same instant: the later id ends it
+    history(
+        &mut a,
+        "A2",
+        &[
+            ("2026-04-07 10:00", Some("new"), "pending"),
+            ("2026-04-07 10:00", Some("pending"), "assigned"),
+            ("2026-05-04 16:30", Some("assigned"), "resolved"),
+        ],
+    );
+    // an assignment event does not end a pending period
+    a.push((
+        "A1".into(),
+        "000099".into(),
+        paris("2026-04-03 15:00"),
+        "assign".into(),
+        None,
+        Some("lyon-n2".into()),
+    ));
+    let mut b = Vec::new();
+    history(
+        &mut b,
+        "B1",
+        &[
+            ("2026-03-30 08:00", Some("new"), "pending"),
+            ("2026-04-01 08:00", Some("pending"), "resolved"),
+        ],
+    );
+    vec![
+        SourceData {
+            id: "a",
+            tickets: vec![
+                ticket("A1", "2026-04-01 08:00"),
+                ticket("A2", "2026-04-07 09:00"),
+            ],
+            events: a,
+        },
+        SourceData {
+            id: "b",
+            tickets: vec![ticket("B1", "2026-03-30 07:00")],
+            events: b,
+        },
+    ]
+}
+
+/// A row of `pending` from local times.
+fn row(source_ticket_event: &str, from: &str, to: Option<&str>) -> String {
+    format!(
+        "{source_ticket_event} {} {}",
+        paris(from),
+        to.map_or("-".to_string(), |t| paris(t).to_string())
+    )
+}
+
+fn expected() -> Vec<String> {
+    vec![
+        row("a A1 000002", "2026-04-01 10:00", Some("2026-04-02 12:00")),
+        row("a A1 000004", "2026-04-03 14:00", None),
+        row("a A2 000005", "2026-04-07 10:00", Some("2026-04-07 10:00")),
+        row("b B1 000001", "2026-03-30 08:00", Some("2026-04-01 08:00")),
+    ]
+}
+
+async fn stored_objects(lake: &Lake) -> Vec<String> {
+    lake.list(&object_store::path::Path::from(derived::folder("pending_periods")))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .collect()
+}
+
+/// `ticket_history` as (source, ticket_id, first_status_at, first_resolved_at, reopened).
+async fn histories(lake: &Lake) -> Vec<String> {
+    let ctx = ticketlake::engine::session(lake, &Config::default())
+        .await
+        .unwrap();
+    let sql = "select source || ' ' || ticket_id || ' ' \
+               || arrow_cast(arrow_cast(first_status_at, 'Int64'), 'Utf8') || ' ' \
+               || coalesce(arrow_cast(arrow_cast(first_resolved_at, 'Int64'), 'Utf8'), '-') \
+               || ' ' || arrow_cast(reopened, 'Utf8') as h \
+               from ticket_history order by source, ticket_id";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = arrow::array::AsArray::as_string::<i32>(b.column(0)).clone();
+            (0..arrow::array::Array::len(&c)).map(move |i| c.value(i).to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn stored_ticket_history_is_the_views_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &sources()).await;
+    let expected = vec![
+        format!("a A1 {} - false", paris("2026-04-01 09:00")),
+        format!(
+            "a A2 {} {} false",
+            paris("2026-04-07 10:00"),
+            paris("2026-05-04 16:30")
+        ),
+        format!(
+            "b B1 {} {} false",
+            paris("2026-03-30 08:00"),
+            paris("2026-04-01 08:00")
+        ),
+    ];
+    // (B1's `pending → resolved` is its first resolution: the first *transition to*
+    // resolved, whatever it came from)
+    assert!(derived::status(&lake, "ticket_history").await.unwrap().stale.is_empty());
+    assert_eq!(histories(&lake).await, expected);
+
+    // a reopen (resolved → pending) and a transition to closed that is not one
+    let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
+    let mut eb = EventsBuilder::default();
+    for (id, at, from, to) in [
+        ("000010", "2026-05-05 09:00", "resolved", "pending"),
+        ("000011", "2026-05-06 09:00", "pending", "resolved"),
+        ("000012", "2026-05-07 09:00", "resolved", "closed"),
+    ] {
+        eb.append(&EventFields {
+            ticket_id: "A2",
+            event_id: id,
+            at: paris(at),
+            kind: "status",
+            from_value: Some(from),
+            to_value: Some(to),
+            actor: None,
+        });
+    }
+    writer.stage(Table::Events, "a", &eb.finish()).unwrap();
+    writer.flush(None).await.unwrap();
+    let mut reopened = expected.clone();
+    reopened[1] = reopened[1].replace("false", "true");
+    // read from the events (a's stored rows are stale), then from the stored rows
+    assert_eq!(
+        derived::status(&lake, "ticket_history").await.unwrap().stale,
+        vec!["a".to_string()]
+    );
+    assert_eq!(histories(&lake).await, reopened);
+    drop(writer);
+    LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris))
+        .finish()
+        .await
+        .unwrap();
+    assert!(derived::status(&lake, "ticket_history").await.unwrap().stale.is_empty());
+    assert_eq!(histories(&lake).await, reopened);
+}
+
+#[tokio::test]
+async fn stored_pending_periods_are_the_views_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &sources()).await;
+    let stored = stored_objects(&lake).await;
+    assert_eq!(stored.len(), 2, "one object per source: {stored:?}");
+    assert!(
+        stored[0].starts_with("_derived/pending_periods/source=a/")
+            && stored[0].ends_with("/part-0.parquet"),
+        "{stored:?}"
+    );
+    let status = derived::status(&lake, "pending_periods").await.unwrap();
+    assert!(status.stale.is_empty(), "{status:?}");
+
+    let (rows, read_stored) = pending(&lake).await;
+    assert_eq!(rows, expected());
+    assert!(read_stored, "the plan reads the stored rows");
+
+    // without them, the view over events gives the same rows
+    for o in &stored {
+        lake.store.delete(&o.as_str().into()).await.unwrap();
+    }
+    let (rows, read_stored) = pending(&lake).await;
+    assert_eq!(rows, expected());
+    assert!(!read_stored);
+}
+
+#[tokio::test]
+async fn rows_that_no_longer_match_the_events_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &sources()).await;
+    let before = stored_objects(&lake).await;
+
+    // a writer that wrote a partition of `a` and died before bringing the derived rows
+    // up to date (flush without finish)
+    let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
+    let mut eb = EventsBuilder::default();
+    eb.append(&EventFields {
+        ticket_id: "A2",
+        event_id: "000010",
+        at: paris("2026-05-05 09:00"),
+        kind: "status",
+        from_value: Some("resolved"),
+        to_value: Some("pending"),
+        actor: None,
+    });
+    writer.stage(Table::Events, "a", &eb.finish()).unwrap();
+    writer.flush(None).await.unwrap();
+    drop(writer);
+
+    assert_eq!(stored_objects(&lake).await, before, "nothing derived moved");
+    let status = derived::status(&lake, "pending_periods").await.unwrap();
+    assert_eq!(status.stale, vec!["a".to_string()]);
+    assert_eq!(status.fresh.len(), 1);
+    let mut expected = expected();
+    expected.insert(3, row("a A2 000010", "2026-05-05 09:00", None));
+    let (rows, read_stored) = pending(&lake).await;
+    assert_eq!(rows, expected, "a's rows come from its events");
+    assert!(read_stored, "b's still come from the stored rows");
+
+    // the next writer, even with nothing to write, brings them up to date
+    LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris))
+        .finish()
+        .await
+        .unwrap();
+    assert!(derived::status(&lake, "pending_periods").await.unwrap().stale.is_empty());
+    let after = stored_objects(&lake).await;
+    assert_eq!(after.len(), 3, "a's previous object stays one refresh: {after:?}");
+    let (rows, read_stored) = pending(&lake).await;
+    assert_eq!(rows, expected);
+    assert!(read_stored);
+
+    // the next writer removes the replaced object (a reader had the time to finish)
+    LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris))
+        .finish()
+        .await
+        .unwrap();
+    let current = stored_objects(&lake).await;
+    assert_eq!(current.len(), 2, "{current:?}");
+    assert!(current.iter().all(|o| after.contains(o) && !before[..1].contains(o)));
+    assert_eq!(pending(&lake).await, (expected.clone(), true));
+
+    let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
+    let mut eb = EventsBuilder::default();
+    eb.append(&EventFields {
+        ticket_id: "A2",
+        event_id: "000011",
+        at: paris("2026-05-06 09:00"),
+        kind: "status",
+        from_value: Some("pending"),
+        to_value: Some("resolved"),
+        actor: None,
+    });
+    writer.stage(Table::Events, "a", &eb.finish()).unwrap();
+    writer.finish().await.unwrap();
+    let last = stored_objects(&lake).await;
+    assert_eq!(last.len(), 3, "{last:?}");
+    assert!(last.contains(&current[0]), "the replaced one stays: {last:?}");
+    expected[3] = row("a A2 000010", "2026-05-05 09:00", Some("2026-05-06 09:00"));
+    assert_eq!(pending(&lake).await, (expected, true));
+}
