@@ -59,9 +59,13 @@ pub struct Derived {
     pub stale: Vec<String>,
 }
 
-/// The fingerprint of a source's `events` objects, from their listing.
-fn fingerprint(objects: &[&ObjectMeta]) -> String {
+/// The fingerprint of a view's definition and a source's `events` objects (from their
+/// listing): rows computed by another definition of the view (another version of
+/// ticketlake, `TICKETLAKE_QUERIES`) are not read either.
+fn fingerprint(view_sql: &str, objects: &[ObjectMeta]) -> String {
     let mut h = Sha256::new();
+    h.update(view_sql.as_bytes());
+    h.update([0]);
     for m in objects {
         h.update(m.location.as_ref().as_bytes());
         h.update(m.size.to_le_bytes());
@@ -113,9 +117,19 @@ pub fn table_url(object: &ObjectPath) -> String {
     format!("{ENGINE_URL}{folder}/")
 }
 
+/// The SQL of a view of `queries/views/`.
+fn view_sql(view: &str) -> Result<String> {
+    crate::queries::views()?
+        .into_iter()
+        .find(|(name, _)| name == view)
+        .map(|(_, sql)| sql)
+        .with_context(|| format!("no view {view}"))
+}
+
 /// Which sources have stored rows of `view` that match their events (two listings, no
 /// reads).
 pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
+    let sql = view_sql(view)?;
     let events = events_by_source(lake).await?;
     let stored: std::collections::HashSet<ObjectPath> = lake
         .list(&ObjectPath::from(folder(view)))
@@ -125,7 +139,7 @@ pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
         .collect();
     let mut out = Derived::default();
     for (source, objects) in &events {
-        let wanted = object_for(view, source, &fingerprint(&objects.iter().collect::<Vec<_>>()));
+        let wanted = object_for(view, source, &fingerprint(&sql, objects));
         if stored.contains(&wanted) {
             out.fresh.push((source.clone(), wanted));
         } else {
@@ -155,15 +169,16 @@ async fn refresh_view(
     view: &str,
     order: &str,
 ) -> Result<Vec<String>> {
+    let sql = view_sql(view)?;
     let stored = lake.list(&ObjectPath::from(folder(view))).await?;
     let mut refreshed = Vec::new();
     for (source, objects) in events {
-        let wanted = object_for(view, source, &fingerprint(&objects.iter().collect::<Vec<_>>()));
+        let wanted = object_for(view, source, &fingerprint(&sql, objects));
         if stored.iter().any(|m| m.location == wanted) {
             continue;
         }
         let started = std::time::Instant::now();
-        let rows = compute(lake, source, view, order, &wanted)
+        let rows = compute(lake, source, &sql, order, &wanted)
             .await
             .with_context(|| format!("computing the view {view} of source '{source}'"))?;
         tracing::debug!(view, source, rows, elapsed = ?started.elapsed(), "derived rows stored");
@@ -178,9 +193,9 @@ async fn refresh_view(
         }
     }
     for (source, mut metas) in by_source {
-        let current = events.get(&source).map(|objects| {
-            object_for(view, &source, &fingerprint(&objects.iter().collect::<Vec<_>>()))
-        });
+        let current = events
+            .get(&source)
+            .map(|objects| object_for(view, &source, &fingerprint(&sql, objects)));
         let keep_previous = refreshed.contains(&source);
         metas.sort_by_key(|m| std::cmp::Reverse(m.last_modified));
         let mut kept_one = false;
@@ -201,23 +216,24 @@ async fn refresh_view(
     Ok(refreshed)
 }
 
-/// Runs `view` over one source's events and writes its rows to `target`, sorted by
+/// Runs a view's `sql` over one source's events and writes its rows to `target`, sorted by
 /// `order`.
 async fn compute(
     lake: &Lake,
     source: &str,
-    view: &str,
+    sql: &str,
     order: &str,
     target: &ObjectPath,
 ) -> Result<usize> {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(
-        std::thread::available_parallelism().map_or(2, |n| n.get()),
-    ));
+    let ctx = SessionContext::new_with_config(
+        SessionConfig::new()
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get())),
+    );
     let url = Url::parse(ENGINE_URL).expect("valid engine URL");
     ctx.register_object_store(&url, lake.store.clone());
     // the source's partitions: under the lake's lock, the objects just fingerprinted
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let path = datafusion::datasource::listing::ListingTableUrl::parse(format!(
         "{ENGINE_URL}{}/source={source}/",
         Table::Events.name()
@@ -228,11 +244,7 @@ async fn compute(
     let table = datafusion::datasource::listing::ListingTable::try_new(config)?;
     ctx.register_table("source_events", Arc::new(table))?;
     let quoted = source.replace('\'', "''");
-    let columns: Vec<&str> = Table::Events
-        .columns()
-        .iter()
-        .map(|c| c.name)
-        .collect();
+    let columns: Vec<&str> = Table::Events.columns().iter().map(|c| c.name).collect();
     let events = format!(
         "select '{quoted}' as source, {} from source_events",
         columns.join(", ")
@@ -242,11 +254,6 @@ async fn compute(
         "events",
         Arc::new(datafusion::catalog::view::ViewTable::new(plan, None)),
     )?;
-    let sql = crate::queries::views()?
-        .into_iter()
-        .find(|(name, _)| name == view)
-        .map(|(_, sql)| sql)
-        .with_context(|| format!("no view {view}"))?;
     let df = ctx
         .sql(&format!("select * from ({sql}\n) v order by {order}"))
         .await?;

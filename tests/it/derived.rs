@@ -127,12 +127,14 @@ fn expected() -> Vec<String> {
 }
 
 async fn stored_objects(lake: &Lake) -> Vec<String> {
-    lake.list(&object_store::path::Path::from(derived::folder("pending_periods")))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.location.to_string())
-        .collect()
+    lake.list(&object_store::path::Path::from(derived::folder(
+        "pending_periods",
+    )))
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|m| m.location.to_string())
+    .collect()
 }
 
 /// `ticket_history` as (source, ticket_id, first_status_at, first_resolved_at, reopened).
@@ -174,7 +176,13 @@ async fn stored_ticket_history_is_the_views_rows() {
     ];
     // (B1's `pending → resolved` is its first resolution: the first *transition to*
     // resolved, whatever it came from)
-    assert!(derived::status(&lake, "ticket_history").await.unwrap().stale.is_empty());
+    assert!(
+        derived::status(&lake, "ticket_history")
+            .await
+            .unwrap()
+            .stale
+            .is_empty()
+    );
     assert_eq!(histories(&lake).await, expected);
 
     // a reopen (resolved → pending) and a transition to closed that is not one
@@ -201,7 +209,10 @@ async fn stored_ticket_history_is_the_views_rows() {
     reopened[1] = reopened[1].replace("false", "true");
     // read from the events (a's stored rows are stale), then from the stored rows
     assert_eq!(
-        derived::status(&lake, "ticket_history").await.unwrap().stale,
+        derived::status(&lake, "ticket_history")
+            .await
+            .unwrap()
+            .stale,
         vec!["a".to_string()]
     );
     assert_eq!(histories(&lake).await, reopened);
@@ -210,7 +221,13 @@ async fn stored_ticket_history_is_the_views_rows() {
         .finish()
         .await
         .unwrap();
-    assert!(derived::status(&lake, "ticket_history").await.unwrap().stale.is_empty());
+    assert!(
+        derived::status(&lake, "ticket_history")
+            .await
+            .unwrap()
+            .stale
+            .is_empty()
+    );
     assert_eq!(histories(&lake).await, reopened);
 }
 
@@ -279,9 +296,19 @@ async fn rows_that_no_longer_match_the_events_are_not_read() {
         .finish()
         .await
         .unwrap();
-    assert!(derived::status(&lake, "pending_periods").await.unwrap().stale.is_empty());
+    assert!(
+        derived::status(&lake, "pending_periods")
+            .await
+            .unwrap()
+            .stale
+            .is_empty()
+    );
     let after = stored_objects(&lake).await;
-    assert_eq!(after.len(), 3, "a's previous object stays one refresh: {after:?}");
+    assert_eq!(
+        after.len(),
+        3,
+        "a's previous object stays one refresh: {after:?}"
+    );
     let (rows, read_stored) = pending(&lake).await;
     assert_eq!(rows, expected);
     assert!(read_stored);
@@ -293,7 +320,11 @@ async fn rows_that_no_longer_match_the_events_are_not_read() {
         .unwrap();
     let current = stored_objects(&lake).await;
     assert_eq!(current.len(), 2, "{current:?}");
-    assert!(current.iter().all(|o| after.contains(o) && !before[..1].contains(o)));
+    assert!(
+        current
+            .iter()
+            .all(|o| after.contains(o) && !before[..1].contains(o))
+    );
     assert_eq!(pending(&lake).await, (expected.clone(), true));
 
     let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
@@ -311,7 +342,10 @@ async fn rows_that_no_longer_match_the_events_are_not_read() {
     writer.finish().await.unwrap();
     let last = stored_objects(&lake).await;
     assert_eq!(last.len(), 3, "{last:?}");
-    assert!(last.contains(&current[0]), "the replaced one stays: {last:?}");
+    assert!(
+        last.contains(&current[0]),
+        "the replaced one stays: {last:?}"
+    );
     expected[3] = row("a A2 000010", "2026-05-05 09:00", Some("2026-05-06 09:00"));
     assert_eq!(pending(&lake).await, (expected, true));
 }
