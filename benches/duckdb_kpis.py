@@ -161,7 +161,7 @@ def duckdb_side(args):
              else business_f(o, b) - business_f(o, a) end)""")
     con.execute("create macro business_seconds(o, a, b) as business_micros(o, a, b) / 1e6")
 
-    for view in ["status_intervals", "pending_periods", "ticket_history"]:
+    for view in ["status_intervals", "ticket_history", "pending_periods"]:
         con.execute(f"create view {view} as " + to_duckdb(read_sql(os.path.join(QUERIES, "views", view + ".sql"))))
     start, end = bounds(args.period_from, args.period_to, tz)
     out = {}

@@ -373,8 +373,8 @@ pub fn describe() -> String {
          orgs(org, name, calendar, headcount), sla_targets(priority, tto_min, ttr_h)\n\
          views: status_intervals(source, ticket_id, event_id, from_at, next_at, from_value, status): the status history as intervals;\n\
          pending_periods(source, ticket_id, event_id, from_at, to_at): the periods spent pending;\n\
-         ticket_history(source, ticket_id, first_status_at, first_resolved_at, reopened): per ticket with a status history\n\
-         (pending_periods and ticket_history are stored in the lake when it is written, under _derived/)\n\
+         ticket_history(source, ticket_id, first_status_at, first_resolved_at, reopened, open_from, open_to, pending_event_id,\n\
+         pending_from, pending_to): per ticket with a status history (stored in the lake when it is written, under _derived/)\n\
          functions: business_seconds(org, from, to), business_micros(org, from, to), local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q)\n",
     );
     out

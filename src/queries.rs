@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 /// Shared views, in dependency order: (name, SQL).
 const VIEWS: &[(&str, &str)] = &[
     (
-        "pending_periods",
-        include_str!("../queries/views/pending_periods.sql"),
-    ),
-    (
         "ticket_history",
         include_str!("../queries/views/ticket_history.sql"),
+    ),
+    (
+        "pending_periods",
+        include_str!("../queries/views/pending_periods.sql"),
     ),
     (
         "status_intervals",

@@ -3,15 +3,13 @@
 -- Grain: one row per `pending` status event (source, event_id): the ticket is pending
 -- from `from_at` until its next status event `to_at` (null: still pending). Ties on `at`
 -- are ordered by event_id.
+-- Method: the periods are kept, per ticket, in the view ticket_history (stored in the
+-- lake), which orders each ticket's status events once.
 select
-    p.source,
-    p.ticket_id,
-    p.event_id,
-    p.at as from_at,
-    min(n.at) as to_at
-from events p
-left join events n
-    on n.source = p.source and n.ticket_id = p.ticket_id and n.kind = 'status'
-    and (n.at > p.at or (n.at = p.at and n.event_id > p.event_id))
-where p.kind = 'status' and p.to_value = 'pending'
-group by p.source, p.ticket_id, p.event_id, p.at
+    h.source,
+    h.ticket_id,
+    unnest(h.pending_event_id) as event_id,
+    unnest(h.pending_from) as from_at,
+    unnest(h.pending_to) as to_at
+from ticket_history h
+where h.pending_from is not null

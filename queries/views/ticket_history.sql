@@ -5,7 +5,10 @@
 -- closed to a status other than resolved, closed, canceled (at any time).
 -- open_from, open_to: the intervals its history says it was open, in order: from each
 -- status event to a status other than resolved, closed, canceled until the next status
--- event (null: still so); null when there is none. Ties on `at` are ordered by event_id.
+-- event (null: still so); null when there is none. pending_event_id, pending_from,
+-- pending_to: likewise the periods it spent `pending`, with the id of the status event
+-- that began each (the view pending_periods lists them). Ties on `at` are ordered by
+-- event_id.
 with intervals as (
     select
         e.source,
@@ -31,6 +34,12 @@ select
     array_agg(i.at order by i.at, i.event_id)
         filter (where i.to_value not in ('resolved', 'closed', 'canceled')) as open_from,
     array_agg(i.next_at order by i.at, i.event_id)
-        filter (where i.to_value not in ('resolved', 'closed', 'canceled')) as open_to
+        filter (where i.to_value not in ('resolved', 'closed', 'canceled')) as open_to,
+    array_agg(i.event_id order by i.at, i.event_id)
+        filter (where i.to_value = 'pending') as pending_event_id,
+    array_agg(i.at order by i.at, i.event_id)
+        filter (where i.to_value = 'pending') as pending_from,
+    array_agg(i.next_at order by i.at, i.event_id)
+        filter (where i.to_value = 'pending') as pending_to
 from intervals i
 group by i.source, i.ticket_id

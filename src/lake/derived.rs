@@ -40,10 +40,7 @@ use crate::model::Table;
 
 /// The views of `queries/views/` that read `events` only, are stored, and the order of
 /// their stored rows (a time first: row groups of other months can be skipped).
-pub const VIEWS: &[(&str, &str)] = &[
-    ("pending_periods", "from_at, ticket_id, event_id"),
-    ("ticket_history", "first_resolved_at, ticket_id"),
-];
+pub const VIEWS: &[(&str, &str)] = &[("ticket_history", "first_resolved_at, ticket_id")];
 
 /// The folder of a stored view.
 pub fn folder(view: &str) -> String {

@@ -1,6 +1,6 @@
-//! The derived rows stored beside `events` (`_derived/pending_periods`,
-//! `_derived/ticket_history`): equal to the views' rows, used only while they match the
-//! events, brought up to date by every writer.
+//! The derived rows stored beside `events` (`_derived/ticket_history`, which the view
+//! `pending_periods` reads too): equal to the views' rows, used only while they match
+//! the events, brought up to date by every writer.
 
 use object_store::ObjectStoreExt;
 use ticketlake::config::Config;
@@ -47,7 +47,7 @@ async fn pending(lake: &Lake) -> (Vec<String>, bool) {
     let plan = arrow::util::pretty::pretty_format_batches(&plan)
         .unwrap()
         .to_string();
-    (rows, plan.contains("_derived/pending_periods"))
+    (rows, plan.contains("_derived/ticket_history"))
 }
 
 /// Two sources: `a` with periods ending, still open and tied on `at`; `b` with one.
@@ -128,7 +128,7 @@ fn expected() -> Vec<String> {
 
 async fn stored_objects(lake: &Lake) -> Vec<String> {
     lake.list(&object_store::path::Path::from(derived::folder(
-        "pending_periods",
+        "ticket_history",
     )))
     .await
     .unwrap()
@@ -238,11 +238,11 @@ async fn stored_pending_periods_are_the_views_rows() {
     let stored = stored_objects(&lake).await;
     assert_eq!(stored.len(), 2, "one object per source: {stored:?}");
     assert!(
-        stored[0].starts_with("_derived/pending_periods/source=a/")
+        stored[0].starts_with("_derived/ticket_history/source=a/")
             && stored[0].ends_with("/part-0.parquet"),
         "{stored:?}"
     );
-    let status = derived::status(&lake, "pending_periods").await.unwrap();
+    let status = derived::status(&lake, "ticket_history").await.unwrap();
     assert!(status.stale.is_empty(), "{status:?}");
 
     let (rows, read_stored) = pending(&lake).await;
@@ -282,7 +282,7 @@ async fn rows_that_no_longer_match_the_events_are_not_read() {
     drop(writer);
 
     assert_eq!(stored_objects(&lake).await, before, "nothing derived moved");
-    let status = derived::status(&lake, "pending_periods").await.unwrap();
+    let status = derived::status(&lake, "ticket_history").await.unwrap();
     assert_eq!(status.stale, vec!["a".to_string()]);
     assert_eq!(status.fresh.len(), 1);
     let mut expected = expected();
@@ -297,7 +297,7 @@ async fn rows_that_no_longer_match_the_events_are_not_read() {
         .await
         .unwrap();
     assert!(
-        derived::status(&lake, "pending_periods")
+        derived::status(&lake, "ticket_history")
             .await
             .unwrap()
             .stale
