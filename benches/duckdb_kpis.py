@@ -161,12 +161,15 @@ def duckdb_side(args):
              else business_f(o, b) - business_f(o, a) end)""")
     con.execute("create macro business_seconds(o, a, b) as business_micros(o, a, b) / 1e6")
 
+    queries = args.duckdb_queries
     for view in ["status_intervals", "ticket_history", "pending_periods"]:
-        con.execute(f"create view {view} as " + to_duckdb(read_sql(os.path.join(QUERIES, "views", view + ".sql"))))
+        path = os.path.join(queries, "views", view + ".sql")
+        if os.path.exists(path):
+            con.execute(f"create view {view} as " + to_duckdb(read_sql(path)))
     start, end = bounds(args.period_from, args.period_to, tz)
     out = {}
     for name in KPI_ORDER:
-        sql = to_duckdb(read_sql(os.path.join(QUERIES, "kpi", name + ".sql")))
+        sql = to_duckdb(read_sql(os.path.join(queries, "kpi", name + ".sql")))
         used = set(re.findall(r"\$(\w+)", re.sub(r"--[^\n]*", "", sql)))
         t0 = time.monotonic()
         cur = con.execute(sql, {k: v for k, v in {"start": start, "end": end}.items() if k in used})
@@ -223,6 +226,10 @@ def main():
     p.add_argument("--config", help="ticketlake.toml (default: the built-in one)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--duckdb-queries", default=QUERIES,
+                   help="the queries/ folder DuckDB runs (default: this repository's); "
+                   "another spelling of the same definitions, e.g. one that reads events "
+                   "instead of the stored ticket_history, which DuckDB computes each time")
     p.add_argument("--duckdb-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.config is None:
@@ -237,7 +244,7 @@ def main():
                 "--to", args.period_to, "--format", "json", "--config", args.config]
     theirs_cmd = [sys.executable, os.path.abspath(__file__), "--duckdb-only", "--lake", args.lake,
                   "--from", args.period_from, "--to", args.period_to, "--config", args.config,
-                  "--threads", str(args.threads)]
+                  "--threads", str(args.threads), "--duckdb-queries", args.duckdb_queries]
     figures = {"ticketlake": [], "duckdb": []}
     for _ in range(args.runs):
         for engine, cmd in [("ticketlake", ours_cmd), ("duckdb", theirs_cmd)]:
