@@ -177,7 +177,7 @@ async fn refresh_view(
             continue;
         }
         let started = std::time::Instant::now();
-        let rows = compute(lake, source, &sql, order, &wanted)
+        let rows = compute(lake, source, objects, view, &sql, order, &wanted)
             .await
             .with_context(|| format!("computing the view {view} of source '{source}'"))?;
         tracing::debug!(view, source, rows, elapsed = ?started.elapsed(), "derived rows stored");
@@ -220,6 +220,8 @@ async fn refresh_view(
 async fn compute(
     lake: &Lake,
     source: &str,
+    objects: &[ObjectMeta],
+    view: &str,
     sql: &str,
     order: &str,
     target: &ObjectPath,
@@ -257,7 +259,13 @@ async fn compute(
         .sql(&format!("select * from ({sql}\n) v order by {order}"))
         .await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let mut stream = df.execute_stream().await?;
+    let mut stream = if view == "ticket_history" {
+        // the same rows, computed natively (`history`): the view only gives the schema
+        let batches = super::history::compute(lake, source, objects, schema.clone()).await?;
+        futures::stream::iter(batches.into_iter().map(Ok)).boxed()
+    } else {
+        df.execute_stream().await?.boxed()
+    };
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(64 * 1024))

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod derived;
+mod history;
 pub mod lock;
 pub mod validate;
 pub mod write;

@@ -349,3 +349,56 @@ async fn rows_that_no_longer_match_the_events_are_not_read() {
     expected[3] = row("a A2 000010", "2026-05-05 09:00", Some("2026-05-06 09:00"));
     assert_eq!(pending(&lake).await, (expected, true));
 }
+
+/// Every row of `ticket_history`, as text, and how many were reopened.
+async fn all_histories(lake: &Lake) -> (String, usize) {
+    let ctx = ticketlake::engine::session(lake, &Config::default())
+        .await
+        .unwrap();
+    let batches = ctx
+        .sql("select * from ticket_history order by source, ticket_id")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    let reopened = text.matches("| true ").count();
+    (text, reopened)
+}
+
+#[tokio::test]
+async fn on_a_generated_lake_the_stored_rows_are_the_views() {
+    use ticketlake::engine::localtime::Month;
+    use ticketlake::sources::fixtures::{FixtureOptions, write_lake as write_fixtures};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let options = FixtureOptions {
+        tickets: 3000,
+        seed: 5,
+        start: Month::parse("2025-09").unwrap(),
+        months: 4,
+        ..FixtureOptions::default()
+    };
+    write_fixtures(&lake, &Config::default(), options, |_, _| {})
+        .await
+        .unwrap();
+    let stored = stored_objects(&lake).await;
+    assert_eq!(stored.len(), 8, "one object per source: {stored:?}");
+    let (from_stored, reopened) = all_histories(&lake).await;
+    for o in &stored {
+        lake.store.delete(&o.as_str().into()).await.unwrap();
+    }
+    let (from_view, _) = all_histories(&lake).await;
+    assert!(reopened > 20, "{reopened} reopened tickets");
+    assert!(
+        from_view.matches("| [").count() > 3000,
+        "lists were written"
+    );
+    assert!(
+        from_stored == from_view,
+        "the stored rows differ from the view's"
+    );
+}
