@@ -109,14 +109,20 @@ pub async fn run(
     if readers > 1 {
         engine::materialize(ctx, "pending_periods").await?;
     }
-    let mut out = Vec::new();
-    for name in queries::kpi_names() {
-        if names.is_empty() || names.iter().any(|n| n == name) {
-            out.push(run_one(ctx, days, name, period).await?);
-        }
-    }
-    Ok(out)
+    // side by side, as the report runs them: each query has serial phases (planning, a
+    // final aggregation or sort) that leave a core idle; the results keep registry order
+    use futures::StreamExt;
+    futures::stream::iter(chosen)
+        .map(|name| run_one(ctx, days, name, period))
+        .buffered(CONCURRENT_KPIS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }
+
+/// How many KPI queries run at once.
+pub const CONCURRENT_KPIS: usize = 4;
 
 /// The rows of every decision input (`queries/decision/`) over a period, as
 /// `{"input name": [rows…], …}`.

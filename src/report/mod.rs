@@ -125,8 +125,6 @@ pub fn environment() -> Result<Environment<'static>> {
     Ok(env)
 }
 
-/// How many KPI queries a report runs at once.
-const CONCURRENT_KPIS: usize = 4;
 
 /// Reads the KPIs and the sources' freshness for a report on `month`.
 pub async fn gather<'a>(
@@ -148,7 +146,7 @@ pub async fn gather<'a>(
         .chain(data::MONTH_KPIS.iter().map(|n| (*n, month_period)));
     let results: Vec<kpi::KpiResult> = futures::stream::iter(jobs)
         .map(|(name, period)| kpi::run_one(&ctx, days, name, period))
-        .buffered(CONCURRENT_KPIS)
+        .buffered(kpi::CONCURRENT_KPIS)
         .try_collect()
         .await?;
     let (trend, current) = results.split_at(data::TREND_KPIS.len());
