@@ -125,7 +125,6 @@ pub fn environment() -> Result<Environment<'static>> {
     Ok(env)
 }
 
-
 /// Reads the KPIs and the sources' freshness for a report on `month`.
 pub async fn gather<'a>(
     lake: &Lake,
