@@ -126,6 +126,19 @@ fn expected() -> Vec<String> {
     ]
 }
 
+/// The sources whose stored rows do not match their events.
+async fn stale(lake: &Lake) -> Vec<String> {
+    derived::status(lake, "ticket_history").await.unwrap().stale
+}
+
+/// A writer with nothing to write: it only brings the derived rows up to date.
+async fn empty_write(lake: &Lake) {
+    LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris))
+        .finish()
+        .await
+        .unwrap();
+}
+
 async fn stored_objects(lake: &Lake) -> Vec<String> {
     lake.list(&object_store::path::Path::from(derived::folder(
         "ticket_history",
@@ -176,13 +189,7 @@ async fn stored_ticket_history_is_the_views_rows() {
     ];
     // (B1's `pending → resolved` is its first resolution: the first *transition to*
     // resolved, whatever it came from)
-    assert!(
-        derived::status(&lake, "ticket_history")
-            .await
-            .unwrap()
-            .stale
-            .is_empty()
-    );
+    assert!(stale(&lake).await.is_empty());
     assert_eq!(histories(&lake).await, expected);
 
     // a reopen (resolved → pending) and a transition to closed that is not one
@@ -208,26 +215,11 @@ async fn stored_ticket_history_is_the_views_rows() {
     let mut reopened = expected.clone();
     reopened[1] = reopened[1].replace("false", "true");
     // read from the events (a's stored rows are stale), then from the stored rows
-    assert_eq!(
-        derived::status(&lake, "ticket_history")
-            .await
-            .unwrap()
-            .stale,
-        vec!["a".to_string()]
-    );
+    assert_eq!(stale(&lake).await, vec!["a".to_string()]);
     assert_eq!(histories(&lake).await, reopened);
     drop(writer);
-    LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris))
-        .finish()
-        .await
-        .unwrap();
-    assert!(
-        derived::status(&lake, "ticket_history")
-            .await
-            .unwrap()
-            .stale
-            .is_empty()
-    );
+    empty_write(&lake).await;
+    assert!(stale(&lake).await.is_empty());
     assert_eq!(histories(&lake).await, reopened);
 }
 
@@ -292,17 +284,8 @@ async fn rows_that_no_longer_match_the_events_are_not_read() {
     assert!(read_stored, "b's still come from the stored rows");
 
     // the next writer, even with nothing to write, brings them up to date
-    LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris))
-        .finish()
-        .await
-        .unwrap();
-    assert!(
-        derived::status(&lake, "ticket_history")
-            .await
-            .unwrap()
-            .stale
-            .is_empty()
-    );
+    empty_write(&lake).await;
+    assert!(stale(&lake).await.is_empty());
     let after = stored_objects(&lake).await;
     assert_eq!(
         after.len(),
@@ -314,10 +297,7 @@ async fn rows_that_no_longer_match_the_events_are_not_read() {
     assert!(read_stored);
 
     // the next writer removes the replaced object (a reader had the time to finish)
-    LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris))
-        .finish()
-        .await
-        .unwrap();
+    empty_write(&lake).await;
     let current = stored_objects(&lake).await;
     assert_eq!(current.len(), 2, "{current:?}");
     assert!(
