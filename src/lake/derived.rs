@@ -15,8 +15,9 @@
 //! Every `LakeWriter::finish` brings the derived objects of all sources up to date, before
 //! the sources' state files move.
 //!
-//! The rows are those of the views of `queries/views/` named in [`VIEWS`], run by
-//! DataFusion over the source's `events`: one definition, two places it is evaluated.
+//! The rows are those of the views of `queries/views/` named in [`VIEWS`], over the
+//! source's `events`: `ticket_history` is computed natively (`history`, checked against
+//! the view by the tests), any other by DataFusion from the view itself.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -87,15 +87,17 @@ impl Lists {
         self.offsets.push(len as i32);
     }
 
-    fn finish(self, field: &FieldRef, values: ArrayRef) -> Result<ArrayRef> {
+    /// A list column of `field` over `values`, with these rows (the same rows serve
+    /// every list of one kind: from, to, event ids).
+    fn finish(&self, field: &FieldRef, values: ArrayRef) -> Result<ArrayRef> {
         let DataType::List(item) = field.data_type() else {
             bail!("{} is not a list", field.name());
         };
         Ok(Arc::new(ListArray::try_new(
             item.clone(),
-            OffsetBuffer::new(self.offsets.into()),
+            OffsetBuffer::new(self.offsets.clone().into()),
             values,
-            Some(NullBuffer::from(self.valid)),
+            Some(NullBuffer::from(self.valid.clone())),
         )?))
     }
 }
@@ -143,9 +145,6 @@ pub async fn compute(
     let (mut pending_id, mut pending_from, mut pending_to) =
         (StringBuilder::new(), Vec::new(), Vec::new());
     let (mut open_lists, mut pending_lists) = (Lists::new(), Lists::new());
-    let mut pending_ids = Lists::new();
-    let mut pending_to_lists = Lists::new();
-    let mut open_to_lists = Lists::new();
     for id in &ids {
         let events = tickets.get_mut(id).expect("a key");
         // in the order of the history: at, then event_id
@@ -189,10 +188,7 @@ pub async fn compute(
         first_resolved.push(resolved);
         reopened.push(again);
         open_lists.end_row(open_from.len());
-        open_to_lists.end_row(open_to.len());
-        pending_ids.end_row(pending_from.len());
         pending_lists.end_row(pending_from.len());
-        pending_to_lists.end_row(pending_to.len());
     }
 
     let field = |name: &str| -> Result<FieldRef> {
@@ -227,13 +223,13 @@ pub async fn compute(
             &field("open_from")?,
             ts("open_from", open_from.into_iter().map(Some).collect())?,
         )?,
-        open_to_lists.finish(&field("open_to")?, ts("open_to", open_to)?)?,
-        pending_ids.finish(&field("pending_event_id")?, Arc::new(pending_id.finish()))?,
+        open_lists.finish(&field("open_to")?, ts("open_to", open_to)?)?,
+        pending_lists.finish(&field("pending_event_id")?, Arc::new(pending_id.finish()))?,
         pending_lists.finish(
             &field("pending_from")?,
             ts("pending_from", pending_from.into_iter().map(Some).collect())?,
         )?,
-        pending_to_lists.finish(&field("pending_to")?, ts("pending_to", pending_to)?)?,
+        pending_lists.finish(&field("pending_to")?, ts("pending_to", pending_to)?)?,
     ];
     let all =
         RecordBatch::try_new(schema, columns).context("ticket_history: the columns of the view")?;
