@@ -28,14 +28,11 @@ aged as (
     select
         o.org, o.desk, o.priority, o.created_at,
         case when o.assigned_at < $end then o.assigned_at end as assigned_at,
-        coalesce(sum(case when pe.from_at is not null then
-            business_micros(o.org, greatest(pe.from_at, o.created_at),
-                least(coalesce(pe.to_at, $end), $end))
-            end), 0) as pending_us
+        -- pending periods (view pending_periods) clipped to [created_at, $end)
+        coalesce(pending_business_micros(o.org, h.pending_from, h.pending_to,
+            o.created_at, $end), 0) as pending_us
     from open_at_end o
-    left join pending_periods pe
-        on pe.source = o.source and pe.ticket_id = o.ticket_id and pe.from_at < $end
-    group by o.source, o.ticket_id, o.org, o.desk, o.priority, o.created_at, o.assigned_at
+    left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
 ),
 measured as (
     select

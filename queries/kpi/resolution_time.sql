@@ -15,17 +15,14 @@ with resolved as (
     where t.status in ('resolved', 'closed') and t.resolved_at >= $start and t.resolved_at < $end
 ),
 per_ticket as (
+    -- the business time of the ticket's pending periods (view pending_periods), each
+    -- clipped to [created_at, resolved_at), summed on the ticket's row of ticket_history
     select
         r.org, r.desk, r.priority, r.created_at, r.resolved_at,
-        -- (greatest() skips nulls: without the case a ticket with no pending period
-        -- would get one from creation to resolved_at)
-        coalesce(sum(case when pe.from_at is not null then
-            business_micros(r.org, greatest(pe.from_at, r.created_at),
-                least(coalesce(pe.to_at, r.resolved_at), r.resolved_at))
-            end), 0) as pending_us
+        coalesce(pending_business_micros(r.org, h.pending_from, h.pending_to,
+            r.created_at, r.resolved_at), 0) as pending_us
     from resolved r
-    left join pending_periods pe on pe.source = r.source and pe.ticket_id = r.ticket_id
-    group by r.source, r.ticket_id, r.org, r.desk, r.priority, r.created_at, r.resolved_at
+    left join ticket_history h on h.source = r.source and h.ticket_id = r.ticket_id
 ),
 times as (
     select

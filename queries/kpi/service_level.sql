@@ -17,13 +17,10 @@ with resolved as (
 resolved_pending as (
     select
         r.org, r.priority, r.created_at, r.resolved_at,
-        coalesce(sum(case when pe.from_at is not null then
-            business_micros(r.org, greatest(pe.from_at, r.created_at),
-                least(coalesce(pe.to_at, r.resolved_at), r.resolved_at))
-            end), 0) as pending_us
+        coalesce(pending_business_micros(r.org, h.pending_from, h.pending_to,
+            r.created_at, r.resolved_at), 0) as pending_us
     from resolved r
-    left join pending_periods pe on pe.source = r.source and pe.ticket_id = r.ticket_id
-    group by r.source, r.ticket_id, r.org, r.priority, r.created_at, r.resolved_at
+    left join ticket_history h on h.source = r.source and h.ticket_id = r.ticket_id
 ),
 ttr as (
     select
@@ -51,13 +48,10 @@ owned as (
 owned_pending as (
     select
         o.org, o.priority, o.created_at, o.assigned_at,
-        coalesce(sum(case when pe.from_at is not null then
-            business_micros(o.org, greatest(pe.from_at, o.created_at),
-                least(coalesce(pe.to_at, o.assigned_at), o.assigned_at))
-            end), 0) as pending_us
+        coalesce(pending_business_micros(o.org, h.pending_from, h.pending_to,
+            o.created_at, o.assigned_at), 0) as pending_us
     from owned o
-    left join pending_periods pe on pe.source = o.source and pe.ticket_id = o.ticket_id
-    group by o.source, o.ticket_id, o.org, o.priority, o.created_at, o.assigned_at
+    left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
 ),
 tto as (
     select

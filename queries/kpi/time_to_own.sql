@@ -12,17 +12,14 @@ with owned as (
     where t.created_at >= $start and t.created_at < $end and t.assigned_at is not null
 ),
 per_ticket as (
+    -- the business time of the ticket's pending periods (view pending_periods), each
+    -- clipped to [created_at, assigned_at), summed on the ticket's row of ticket_history
     select
         o.org, o.desk, o.priority, o.created_at, o.assigned_at,
-        -- (greatest() skips nulls: without the case a ticket with no pending period
-        -- would get one from creation to assigned_at)
-        coalesce(sum(case when pe.from_at is not null then
-            business_micros(o.org, greatest(pe.from_at, o.created_at),
-                least(coalesce(pe.to_at, o.assigned_at), o.assigned_at))
-            end), 0) as pending_us
+        coalesce(pending_business_micros(o.org, h.pending_from, h.pending_to,
+            o.created_at, o.assigned_at), 0) as pending_us
     from owned o
-    left join pending_periods pe on pe.source = o.source and pe.ticket_id = o.ticket_id
-    group by o.source, o.ticket_id, o.org, o.desk, o.priority, o.created_at, o.assigned_at
+    left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
 ),
 times as (
     select

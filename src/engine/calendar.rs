@@ -65,6 +65,31 @@ pub fn holidays(year: i32, set: HolidaySet) -> Vec<NaiveDate> {
     days
 }
 
+/// How many values of `daily` (increasing, about one a day) are at or before `t`: the
+/// same as `daily.partition_point(|&v| v <= t)`, found from the day count since the first
+/// value and a step or two either way instead of a binary search (business time and local
+/// days are computed for every row of most KPIs).
+pub(crate) fn count_at_or_before(daily: &[i64], t: i64) -> usize {
+    const DAY_US: i64 = 86_400_000_000;
+    let Some(&first) = daily.first() else {
+        return 0;
+    };
+    if t < first {
+        return 0;
+    }
+    let guess = usize::try_from((t - first) / DAY_US)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let mut i = guess.min(daily.len());
+    while i < daily.len() && daily[i] <= t {
+        i += 1;
+    }
+    while i > 0 && daily[i - 1] > t {
+        i -= 1;
+    }
+    i
+}
+
 /// A calendar's opening windows, precomputed as UTC microseconds.
 #[derive(Debug, Clone)]
 pub struct BusinessCalendar {
@@ -135,7 +160,7 @@ impl BusinessCalendar {
     /// Business µs from the start of the table to `t` (clamped to the table's range).
     fn cumulative(&self, t: i64) -> i64 {
         // index of the last day whose window opens at or before t
-        let i = self.open.partition_point(|&o| o <= t);
+        let i = count_at_or_before(&self.open, t);
         if i == 0 {
             return 0;
         }
@@ -181,6 +206,39 @@ impl BusinessCalendar {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn count_at_or_before_is_a_partition_point() {
+        let c = cal("france");
+        let first = c.open[0];
+        // around every window's opening, across DST changes, and outside the table
+        let mut probes = vec![i64::MIN, first - 1, first, i64::MAX];
+        for &o in c
+            .open
+            .iter()
+            .step_by(7)
+            .chain(c.open.iter().skip(30_000).take(400))
+        {
+            probes.extend([o - 3_600_000_001, o - 1, o, o + 1, o + 43_200_000_000]);
+        }
+        for t in probes {
+            assert_eq!(
+                count_at_or_before(&c.open, t),
+                c.open.partition_point(|&o| o <= t),
+                "t = {t}"
+            );
+        }
+        assert_eq!(count_at_or_before(&[], 5), 0);
+        // irregular values still give the exact count
+        let odd = [0, 10, 20, 86_400_000_000 * 5, 86_400_000_000 * 5 + 1];
+        for t in [-1, 0, 5, 10, 86_400_000_000, 86_400_000_000 * 5, i64::MAX] {
+            assert_eq!(
+                count_at_or_before(&odd, t),
+                odd.partition_point(|&o| o <= t),
+                "t = {t}"
+            );
+        }
+    }
 
     fn cal(name: &str) -> BusinessCalendar {
         BusinessCalendar::new(&Config::default().calendars[name].spec().unwrap())

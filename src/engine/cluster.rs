@@ -226,7 +226,12 @@ pub fn is_cluster(ctx: &SessionContext) -> bool {
 fn is_ours(name: &str) -> bool {
     matches!(
         name,
-        "business_seconds" | "business_micros" | "local_date" | "local_day" | "local_month"
+        "business_seconds"
+            | "business_micros"
+            | "pending_business_micros"
+            | "local_date"
+            | "local_day"
+            | "local_month"
     )
 }
 

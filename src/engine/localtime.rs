@@ -47,7 +47,7 @@ impl LocalDays {
 
     /// The local day number (`Date32`) of a UTC instant in µs.
     pub fn day_of(&self, t_us: i64) -> i32 {
-        let i = self.midnights.partition_point(|&m| m <= t_us);
+        let i = super::calendar::count_at_or_before(&self.midnights, t_us);
         if i == 0 || i == self.midnights.len() {
             // outside the table: ask chrono-tz
             let dt = self.tz.timestamp_micros(t_us).single();
@@ -58,8 +58,14 @@ impl LocalDays {
 
     /// `YYYY-MM` of a UTC instant in µs.
     pub fn month_of(&self, t_us: i64) -> String {
+        let (y, m) = self.year_month_of(t_us);
+        format!("{y:04}-{m:02}")
+    }
+
+    /// The local year and month of a UTC instant in µs.
+    pub fn year_month_of(&self, t_us: i64) -> (i32, u32) {
         let d = date_of(self.day_of(t_us));
-        format!("{:04}-{:02}", d.year(), d.month())
+        (d.year(), d.month())
     }
 
     /// The UTC µs of the local midnight starting a date.

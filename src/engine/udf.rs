@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `business_seconds(org, from, to)` | seconds inside `org`'s opening hours between two instants (0 when to ≤ from; null when an argument is null) |
 //! | `business_micros(org, from, to)` | the same in whole microseconds (Int64): sums of it are exact, so KPI output does not depend on the order of parallel aggregation |
+//! | `pending_business_micros(org, starts, ends, from, to)` | the business µs of a list of intervals (`starts[i]` to `ends[i]`, a null end meaning "still running") clipped to `[from, to)`: the pending time of a ticket from the lists of `ticket_history` (0 for a null or empty list; null when `org`, `from` or `to` is null) |
 //! | `local_date(ts)` | the local date (reporting time zone) of an instant |
 //! | `local_day(ts)` | the same as a day number (days since 1970-01-01), for arithmetic |
 //! | `local_month(ts)` | the local month `YYYY-MM` of an instant |
@@ -219,6 +220,134 @@ impl ScalarUDFImpl for BusinessTime {
     }
 }
 
+/// `pending_business_micros(org, starts, ends, from, to)`: the sum, over the intervals of
+/// the two lists, of `business_micros(org, greatest(starts[i], from), least(coalesce(ends[i],
+/// to), to))`. The KPIs call it on the pending lists of `ticket_history`, so a ticket's
+/// pending time is computed on its row, without unnesting its periods and grouping them
+/// back by ticket.
+#[derive(Debug)]
+pub struct PendingTime {
+    signature: Signature,
+    calendars: Arc<Calendars>,
+    definition: Arc<[u8]>,
+}
+
+impl PartialEq for PendingTime {
+    fn eq(&self, other: &Self) -> bool {
+        self.calendars.id == other.calendars.id
+    }
+}
+impl Eq for PendingTime {}
+impl Hash for PendingTime {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.calendars.id.hash(state);
+    }
+}
+
+fn coerce_ts_list(t: &DataType) -> Result<DataType> {
+    match t {
+        DataType::Null => Ok(DataType::new_list(ts_type(), true)),
+        DataType::List(item) | DataType::LargeList(item) => {
+            coerce_ts(item.data_type())?;
+            Ok(DataType::new_list(ts_type(), true))
+        }
+        other => plan_err!("expected a list of timestamps, got {other}"),
+    }
+}
+
+impl ScalarUDFImpl for PendingTime {
+    fn name(&self) -> &str {
+        "pending_business_micros"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        if args.len() != 5 {
+            return plan_err!(
+                "pending_business_micros(org, starts, ends, from, to) takes 5 arguments"
+            );
+        }
+        Ok(vec![
+            DataType::Utf8,
+            coerce_ts_list(&args[1])?,
+            coerce_ts_list(&args[2])?,
+            coerce_ts(&args[3])?,
+            coerce_ts(&args[4])?,
+        ])
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let orgs = arrays[0].as_string::<i32>();
+        let (Some(starts), Some(ends)) = (
+            arrays[1].as_list_opt::<i32>(),
+            arrays[2].as_list_opt::<i32>(),
+        ) else {
+            return exec_err!("pending_business_micros: expected lists of timestamps");
+        };
+        let (Some(start_at), Some(end_at)) = (
+            starts
+                .values()
+                .as_primitive_opt::<TimestampMicrosecondType>(),
+            ends.values().as_primitive_opt::<TimestampMicrosecondType>(),
+        ) else {
+            return exec_err!("pending_business_micros: expected lists of timestamps");
+        };
+        let from = arrays[3].as_primitive::<TimestampMicrosecondType>();
+        let to = arrays[4].as_primitive::<TimestampMicrosecondType>();
+        let (start_offsets, end_offsets) = (starts.value_offsets(), ends.value_offsets());
+        let mut out = Int64Builder::with_capacity(orgs.len());
+        let mut last: Option<(&str, &BusinessCalendar)> = None;
+        for i in 0..orgs.len() {
+            if orgs.is_null(i) || from.is_null(i) || to.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            if starts.is_null(i) || ends.is_null(i) {
+                out.append_value(0);
+                continue;
+            }
+            let (s0, s1) = (start_offsets[i] as usize, start_offsets[i + 1] as usize);
+            let e0 = end_offsets[i] as usize;
+            if end_offsets[i + 1] as usize - e0 != s1 - s0 {
+                return exec_err!(
+                    "pending_business_micros: row {i} has {} starts and {} ends",
+                    s1 - s0,
+                    end_offsets[i + 1] as usize - e0
+                );
+            }
+            let org = orgs.value(i);
+            let cal = match last {
+                Some((o, c)) if o == org => c,
+                _ => {
+                    let c = self.calendars.of(org);
+                    last = Some((org, c));
+                    c
+                }
+            };
+            let (from, to) = (from.value(i), to.value(i));
+            let mut sum = 0;
+            for (k, j) in (s0..s1).enumerate() {
+                // a null start (not written by ticketlake) counts nothing, as in SQL
+                if start_at.is_null(j) {
+                    continue;
+                }
+                let end = if end_at.is_null(e0 + k) {
+                    to
+                } else {
+                    end_at.value(e0 + k).min(to)
+                };
+                sum += cal.business_micros(start_at.value(j).max(from), end);
+            }
+            out.append_value(sum);
+        }
+        single_or_array(Arc::new(out.finish()), &args)
+    }
+}
+
 /// Returns a scalar when every argument was a scalar.
 fn single_or_array(result: ArrayRef, args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
     if args
@@ -302,10 +431,21 @@ impl ScalarUDFImpl for LocalTime {
             )),
             LocalKind::Month => {
                 let mut b = StringBuilder::with_capacity(ts.len(), ts.len() * 7);
+                // rows of one batch mostly share a few months: format each once
+                let mut last: Option<((i32, u32), String)> = None;
                 for t in ts.iter() {
-                    match t {
-                        Some(t) => b.append_value(self.days.month_of(t)),
-                        None => b.append_null(),
+                    let Some(t) = t else {
+                        b.append_null();
+                        continue;
+                    };
+                    let ym = self.days.year_month_of(t);
+                    match &last {
+                        Some((k, text)) if *k == ym => b.append_value(text),
+                        _ => {
+                            let text = format!("{:04}-{:02}", ym.0, ym.1);
+                            b.append_value(&text);
+                            last = Some((ym, text));
+                        }
                     }
                 }
                 Arc::new(b.finish())
@@ -343,7 +483,16 @@ fn build(def: &Definition, definition: Arc<[u8]>) -> anyhow::Result<Vec<ScalarUD
             false,
             definition.clone(),
         )),
-        ScalarUDF::from(BusinessTime::new(calendars, true, definition.clone())),
+        ScalarUDF::from(BusinessTime::new(
+            calendars.clone(),
+            true,
+            definition.clone(),
+        )),
+        ScalarUDF::from(PendingTime {
+            signature: Signature::user_defined(Volatility::Immutable),
+            calendars,
+            definition: definition.clone(),
+        }),
         local(LocalKind::Date),
         local(LocalKind::Day),
         local(LocalKind::Month),
@@ -355,6 +504,8 @@ pub fn definition(f: &ScalarUDF) -> Option<&[u8]> {
     let inner = f.inner();
     if let Some(b) = inner.downcast_ref::<BusinessTime>() {
         Some(&b.definition)
+    } else if let Some(p) = inner.downcast_ref::<PendingTime>() {
+        Some(&p.definition)
     } else {
         inner.downcast_ref::<LocalTime>().map(|l| &l.definition[..])
     }

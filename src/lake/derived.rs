@@ -171,19 +171,42 @@ async fn refresh_view(
 ) -> Result<Vec<String>> {
     let sql = view_sql(view)?;
     let stored = lake.list(&ObjectPath::from(folder(view))).await?;
+    // the stale sources, computed side by side (one per core); after a failure the others
+    // still finish before the error is returned, so nothing writes once the lock is gone
+    let stale: Vec<(String, Vec<ObjectMeta>, ObjectPath)> = events
+        .iter()
+        .filter_map(|(source, objects)| {
+            let wanted = object_for(view, source, &fingerprint(&sql, objects));
+            let fresh = stored.iter().any(|m| m.location == wanted);
+            (!fresh).then(|| (source.clone(), objects.clone(), wanted))
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let tasks = stale.into_iter().map(|(source, objects, wanted)| {
+        let (lake, sql, view, order) = (
+            lake.clone(),
+            sql.clone(),
+            view.to_string(),
+            order.to_string(),
+        );
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let rows = compute(&lake, &source, &objects, &view, &sql, &order, &wanted)
+                .await
+                .with_context(|| format!("computing the view {view} of source '{source}'"))?;
+            tracing::debug!(view, source, rows, elapsed = ?started.elapsed(), "derived rows stored");
+            anyhow::Ok(source)
+        })
+    });
+    let done: Vec<_> = futures::stream::iter(tasks)
+        .buffer_unordered(cores)
+        .collect()
+        .await;
     let mut refreshed = Vec::new();
-    for (source, objects) in events {
-        let wanted = object_for(view, source, &fingerprint(&sql, objects));
-        if stored.iter().any(|m| m.location == wanted) {
-            continue;
-        }
-        let started = std::time::Instant::now();
-        let rows = compute(lake, source, objects, view, &sql, order, &wanted)
-            .await
-            .with_context(|| format!("computing the view {view} of source '{source}'"))?;
-        tracing::debug!(view, source, rows, elapsed = ?started.elapsed(), "derived rows stored");
-        refreshed.push(source.clone());
+    for result in done {
+        refreshed.push(result.context("a task computing a derived table")??);
     }
+    refreshed.sort();
     // older objects go once their successor is in place; the one just replaced stays
     // (a reader that chose it a moment ago can still read it) until the next refresh
     let mut by_source: BTreeMap<String, Vec<&ObjectMeta>> = BTreeMap::new();

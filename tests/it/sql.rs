@@ -84,3 +84,55 @@ async fn writes_and_escapes_are_refused() {
     let err = format!("{:#}", run_read_only(&ctx, "selec 1").await.unwrap_err());
     assert!(err.starts_with("SQL error"), "{err}");
 }
+
+/// `pending_business_micros` sums a ticket's intervals, each clipped to the window, in
+/// the org's calendar (france: Monday to Friday, 08:00-18:00 Paris time).
+#[tokio::test]
+async fn pending_business_micros_clips_each_interval_to_the_window() {
+    use arrow::array::Array;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(
+        dir.path(),
+        &[SourceData {
+            id: "s",
+            tickets: vec![ticket("1", "2026-04-01 09:00")],
+            events: vec![],
+        }],
+    )
+    .await;
+    let ctx = ticketlake::engine::session(&lake, &Config::default())
+        .await
+        .unwrap();
+    // window: Wednesday 2026-04-08 09:00 to Thursday 10:00 (Paris, UTC+2). Intervals:
+    // 07:00-09:30 counts from 09:00 (0.5 h); 17:00 to no end runs to the window's end
+    // (17:00-18:00 and 08:00-10:00 the next day: 3 h); Thursday 11:00-12:00 is after the
+    // window (0). Total 3.5 h.
+    let ts = |s: &str| format!("arrow_cast('{s}', 'Timestamp(Microsecond, Some(\"UTC\"))')");
+    let starts = format!(
+        "make_array({}, {}, {})",
+        ts("2026-04-08T05:00:00Z"),
+        ts("2026-04-08T15:00:00Z"),
+        ts("2026-04-09T09:00:00Z")
+    );
+    let ends = format!(
+        "make_array({}, null, {})",
+        ts("2026-04-08T07:30:00Z"),
+        ts("2026-04-09T10:00:00Z")
+    );
+    let (from, to) = (ts("2026-04-08T07:00:00Z"), ts("2026-04-09T08:00:00Z"));
+    let sql = format!(
+        "select pending_business_micros('LYON', {starts}, {ends}, {from}, {to}) as a, \
+         pending_business_micros('LYON', null, null, {from}, {to}) as b, \
+         pending_business_micros(null, {starts}, {ends}, {from}, {to}) as c, \
+         pending_business_micros('LYON', {starts}, {ends}, {to}, {from}) as d"
+    );
+    let out = run_read_only(&ctx, &sql).await.unwrap();
+    let batch = &out[0].1[0];
+    let col = |i: usize| {
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(batch.column(i)).clone()
+    };
+    assert_eq!(col(0).value(0), 3 * 3_600_000_000 + 1_800_000_000);
+    assert_eq!(col(1).value(0), 0, "no pending list: no pending time");
+    assert!(col(2).is_null(0), "a null org gives null");
+    assert_eq!(col(3).value(0), 0, "an empty window counts nothing");
+}
