@@ -14,7 +14,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use arrow::array::{Float64Array, RecordBatch, StringArray, UInt8Array, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::execution::context::SQLOptions;
@@ -140,22 +139,6 @@ async fn stored_or_view(
         "{stored}\nunion all\nselect {columns} from ({view}\n) v where v.source in ({})",
         stale.join(", ")
     )))
-}
-
-/// Computes a view once and puts its rows in its place, for a session that will read it
-/// several times (the same rows; each later query scans memory instead of re-running the
-/// view's joins over the lake). The session is read-only, so the rows cannot go stale.
-/// On a cluster the view stays a view: its rows would have to travel with every plan.
-pub async fn materialize(ctx: &SessionContext, name: &str) -> Result<()> {
-    if cluster::is_cluster(ctx) {
-        return Ok(());
-    }
-    let df = ctx.table(name).await?;
-    let schema = Arc::new(df.schema().as_arrow().clone());
-    let partitions = df.collect_partitioned().await?;
-    ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(MemTable::try_new(schema, partitions)?))?;
-    Ok(())
 }
 
 async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {

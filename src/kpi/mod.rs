@@ -101,14 +101,6 @@ pub async fn run(
         .into_iter()
         .filter(|n| names.is_empty() || names.iter().any(|x| x == n))
         .collect();
-    // the status history, read by several KPIs, is read from the lake once
-    let readers = chosen
-        .iter()
-        .filter(|n| queries::kpi(n).is_ok_and(|sql| reads(&sql, "ticket_history")))
-        .count();
-    if readers > 1 {
-        engine::materialize(ctx, "ticket_history").await?;
-    }
     // side by side, as the report runs them: each query has serial phases (planning, a
     // final aggregation or sort) that leave a core idle; the results keep registry order
     use futures::StreamExt;
@@ -119,16 +111,6 @@ pub async fn run(
         .await
         .into_iter()
         .collect()
-}
-
-/// Whether a query reads `table` (in a `from` or a `join`).
-fn reads(sql: &str, table: &str) -> bool {
-    let code: Vec<&str> = sql
-        .lines()
-        .flat_map(|l| l.split("--").next().unwrap_or("").split_whitespace())
-        .collect();
-    code.windows(2)
-        .any(|w| (w[0] == "from" || w[0] == "join") && w[1] == table)
 }
 
 /// How many KPI queries run at once.

@@ -133,8 +133,6 @@ pub async fn gather<'a>(
     month: Month,
 ) -> Result<Inputs<'a>> {
     let ctx = crate::engine::session(lake, config).await?;
-    // several of the report's queries read the status history: read it once
-    crate::engine::materialize(&ctx, "ticket_history").await?;
     let trend_period = Period::new(month.plus(-data::TREND_BEFORE), month)?;
     let month_period = Period::new(month, month)?;
     // The KPIs run side by side: each query has serial phases (planning, a final
