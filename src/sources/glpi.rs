@@ -118,6 +118,7 @@ pub struct Glpi<'a> {
     authorization: String,
     pseudo: &'a Pseudonymizer,
     dates: LocalDates,
+    decode: super::normalize::DecodeClock,
 }
 
 impl<'a> Glpi<'a> {
@@ -155,6 +156,7 @@ impl<'a> Glpi<'a> {
             pseudo,
             dates: LocalDates::new(source.tz()?, &source.date_format),
             source,
+            decode: Default::default(),
         })
     }
 
@@ -209,12 +211,15 @@ impl<'a> Glpi<'a> {
                 Self::error_text(&a.body)
             );
         }
-        let v = serde_json::from_slice(&a.body).with_context(|| {
-            format!(
-                "source '{}': {what}: the answer is not JSON",
-                self.source.id
-            )
-        })?;
+        let v = self
+            .decode
+            .time(|| serde_json::from_slice(&a.body))
+            .with_context(|| {
+                format!(
+                    "source '{}': {what}: the answer is not JSON",
+                    self.source.id
+                )
+            })?;
         Ok((v, a.content_range, status))
     }
 
@@ -391,7 +396,9 @@ impl<'a> Glpi<'a> {
                             .and_then(Value::as_u64)
                             .map(|n| n as usize)
                     });
-                let n = take_rows(&v, deleted, &mut seen, &mut rows);
+                let n = self
+                    .decode
+                    .time(|| take_rows(&v, deleted, &mut seen, &mut rows));
                 progress(rows.len() as u64, total.unwrap_or(0).max(rows.len()) as u64);
                 start += page;
                 if n < page || total.is_some_and(|t| start >= t) {
@@ -418,10 +425,12 @@ impl<'a> Glpi<'a> {
             }
         }
         // the tickets
-        for (row, deleted) in &rows {
-            let t = self.ticket(row, *deleted, &satisfaction);
-            pulled.tickets.push(t);
-        }
+        self.decode.time(|| {
+            for (row, deleted) in &rows {
+                let t = self.ticket(row, *deleted, &satisfaction);
+                pulled.tickets.push(t);
+            }
+        });
         // their histories, a few at a time
         let ids: Vec<String> = pulled.tickets.iter().map(|t| t.ticket_id.clone()).collect();
         let logs = futures::stream::iter(ids)
@@ -449,7 +458,7 @@ impl<'a> Glpi<'a> {
         let mut history_error = None;
         while let Some(r) = logs.next().await {
             match r {
-                Ok((id, items)) => self.events(&id, items, &mut pulled),
+                Ok((id, items)) => self.decode.time(|| self.events(&id, items, &mut pulled)),
                 Err(e) => {
                     let text = format!("{e:#}");
                     if text.contains("403") || text.contains("ERROR_RIGHT_MISSING") {
@@ -464,6 +473,7 @@ impl<'a> Glpi<'a> {
             pulled.events.clear();
             pulled.history_unavailable = Some(why);
         }
+        pulled.decode_time = self.decode.total();
         Ok(pulled)
     }
 

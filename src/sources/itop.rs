@@ -118,6 +118,7 @@ pub struct Itop<'a> {
     auth: Auth,
     pseudo: &'a Pseudonymizer,
     dates: LocalDates,
+    decode: super::normalize::DecodeClock,
 }
 
 /// An iTop error answer.
@@ -163,6 +164,7 @@ impl<'a> Itop<'a> {
             pseudo,
             dates: LocalDates::new(source.tz()?, HISTORY_DATE_FORMAT),
             source,
+            decode: Default::default(),
         })
     }
 
@@ -205,12 +207,14 @@ impl<'a> Itop<'a> {
                 answer.status
             );
         }
-        parse_answer(&answer.body).with_context(|| {
-            format!(
-                "source '{}': {what}: the answer is not JSON (is `url` the iTop root?)",
-                self.source.id
-            )
-        })
+        self.decode
+            .time(|| parse_answer(&answer.body))
+            .with_context(|| {
+                format!(
+                    "source '{}': {what}: the answer is not JSON (is `url` the iTop root?)",
+                    self.source.id
+                )
+            })
     }
 
     /// Turns an iTop error into a message for the operator.
@@ -356,7 +360,10 @@ impl<'a> Itop<'a> {
                 if cursor.is_none() {
                     total += found(&v);
                 }
-                let Some(page) = self.take_tickets(class, &v, &mut seen, &mut pulled) else {
+                let page = self
+                    .decode
+                    .time(|| self.take_tickets(class, &v, &mut seen, &mut pulled));
+                let Some(page) = page else {
                     break;
                 };
                 let lowest = page
@@ -414,10 +421,12 @@ impl<'a> Itop<'a> {
                         }
                         Err(e) => return Err(self.fail(&what, e)),
                     };
-                    self.take_history(op_class, &v, &refs, &teams, &mut pulled);
+                    self.decode
+                        .time(|| self.take_history(op_class, &v, &refs, &teams, &mut pulled));
                 }
             }
         }
+        pulled.decode_time = self.decode.total();
         Ok(pulled)
     }
 

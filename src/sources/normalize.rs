@@ -98,10 +98,35 @@ impl RawEvent {
 pub struct Pulled {
     pub tickets: Vec<RawTicket>,
     pub events: Vec<RawEvent>,
+    /// Time spent decoding the answers (parsing JSON, reading the records), apart from
+    /// waiting for them: the connector's own cost.
+    pub decode_time: std::time::Duration,
     /// Records the connector itself could not decode.
     pub rejected: Vec<(Table, Rejected)>,
     /// Why the source's history could not be read, if it could not.
     pub history_unavailable: Option<String>,
+}
+
+/// Adds up the time a connector spends decoding answers (its calls may be in flight
+/// together; decoding happens on the pulling task, one answer at a time).
+#[derive(Debug, Default)]
+pub struct DecodeClock(std::sync::atomic::AtomicU64);
+
+impl DecodeClock {
+    /// Runs `f`, counting its time.
+    pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = f();
+        self.0.fetch_add(
+            started.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        out
+    }
+
+    pub fn total(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// Canonical batches and the quarantine of one pull.

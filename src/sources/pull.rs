@@ -174,7 +174,20 @@ async fn pull_locked(
             normalizer = normalizer.with_history_format(f);
         }
         let has_history = history_unavailable.is_none();
+        let decode_time = pulled.decode_time;
+        let normalizing = Instant::now();
         let normalized = normalizer.normalize(pulled, has_history);
+        let normalize_time = normalizing.elapsed();
+        // the connector's own cost, apart from waiting for answers (benches/README.md)
+        tracing::debug!(
+            source = %source.id,
+            tickets = tickets_read,
+            events = events_read,
+            decode_s = decode_time.as_secs_f64(),
+            normalize_s = normalize_time.as_secs_f64(),
+            tickets_per_s = tickets_read as f64 / (decode_time + normalize_time).as_secs_f64().max(1e-9),
+            "decoded and normalised"
+        );
         let mut writer = LakeWriter::new(lake.clone(), days.clone())
             .clearing_quarantine()
             .at(opts.now);
