@@ -121,6 +121,33 @@ impl Calendars {
     }
 }
 
+/// The calendar of each row's org, remembering the last lookup (consecutive rows usually
+/// share an org).
+struct ByOrg<'a> {
+    calendars: &'a Calendars,
+    last: Option<(&'a str, &'a BusinessCalendar)>,
+}
+
+impl<'a> ByOrg<'a> {
+    fn new(calendars: &'a Calendars) -> ByOrg<'a> {
+        ByOrg {
+            calendars,
+            last: None,
+        }
+    }
+
+    fn get(&mut self, org: &'a str) -> &'a BusinessCalendar {
+        match self.last {
+            Some((o, c)) if o == org => c,
+            _ => {
+                let c = self.calendars.of(org);
+                self.last = Some((org, c));
+                c
+            }
+        }
+    }
+}
+
 /// `business_seconds(org, from, to)` (Float64) or `business_micros(org, from, to)` (Int64).
 #[derive(Debug)]
 pub struct BusinessTime {
@@ -188,22 +215,13 @@ impl ScalarUDFImpl for BusinessTime {
         let from = arrays[1].as_primitive::<TimestampMicrosecondType>();
         let to = arrays[2].as_primitive::<TimestampMicrosecondType>();
         let mut out = Int64Builder::with_capacity(orgs.len());
-        // consecutive rows usually share an org: remember the last lookup
-        let mut last: Option<(&str, &BusinessCalendar)> = None;
+        let mut by_org = ByOrg::new(&self.calendars);
         for i in 0..orgs.len() {
             if orgs.is_null(i) || from.is_null(i) || to.is_null(i) {
                 out.append_null();
                 continue;
             }
-            let org = orgs.value(i);
-            let cal = match last {
-                Some((o, c)) if o == org => c,
-                _ => {
-                    let c = self.calendars.of(org);
-                    last = Some((org, c));
-                    c
-                }
-            };
+            let cal = by_org.get(orgs.value(i));
             out.append_value(cal.business_micros(from.value(i), to.value(i)));
         }
         let micros = out.finish();
@@ -300,7 +318,7 @@ impl ScalarUDFImpl for PendingTime {
         let to = arrays[4].as_primitive::<TimestampMicrosecondType>();
         let (start_offsets, end_offsets) = (starts.value_offsets(), ends.value_offsets());
         let mut out = Int64Builder::with_capacity(orgs.len());
-        let mut last: Option<(&str, &BusinessCalendar)> = None;
+        let mut by_org = ByOrg::new(&self.calendars);
         for i in 0..orgs.len() {
             if orgs.is_null(i) || from.is_null(i) || to.is_null(i) {
                 out.append_null();
@@ -319,15 +337,7 @@ impl ScalarUDFImpl for PendingTime {
                     end_offsets[i + 1] as usize - e0
                 );
             }
-            let org = orgs.value(i);
-            let cal = match last {
-                Some((o, c)) if o == org => c,
-                _ => {
-                    let c = self.calendars.of(org);
-                    last = Some((org, c));
-                    c
-                }
-            };
+            let cal = by_org.get(orgs.value(i));
             let (from, to) = (from.value(i), to.value(i));
             let mut sum = 0;
             for (k, j) in (s0..s1).enumerate() {

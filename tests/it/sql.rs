@@ -5,11 +5,10 @@ use ticketlake::engine::query::run_read_only;
 
 use super::common::*;
 
-#[tokio::test]
-async fn writes_and_escapes_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+/// A session over a lake of one source with one ticket.
+async fn one_ticket_session(dir: &std::path::Path) -> datafusion::prelude::SessionContext {
     let lake = write_lake(
-        dir.path(),
+        dir,
         &[SourceData {
             id: "s",
             tickets: vec![ticket("1", "2026-04-01 09:00")],
@@ -17,9 +16,15 @@ async fn writes_and_escapes_are_refused() {
         }],
     )
     .await;
-    let ctx = ticketlake::engine::session(&lake, &Config::default())
+    ticketlake::engine::session(&lake, &Config::default())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn writes_and_escapes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = one_ticket_session(dir.path()).await;
     let refused = [
         "create table x as select 1",
         "create view v as select 1",
@@ -91,18 +96,7 @@ async fn writes_and_escapes_are_refused() {
 async fn pending_business_micros_clips_each_interval_to_the_window() {
     use arrow::array::Array;
     let dir = tempfile::tempdir().unwrap();
-    let lake = write_lake(
-        dir.path(),
-        &[SourceData {
-            id: "s",
-            tickets: vec![ticket("1", "2026-04-01 09:00")],
-            events: vec![],
-        }],
-    )
-    .await;
-    let ctx = ticketlake::engine::session(&lake, &Config::default())
-        .await
-        .unwrap();
+    let ctx = one_ticket_session(dir.path()).await;
     // window: Wednesday 2026-04-08 09:00 to Thursday 10:00 (Paris, UTC+2). Intervals:
     // 07:00-09:30 counts from 09:00 (0.5 h); 17:00 to no end runs to the window's end
     // (17:00-18:00 and 08:00-10:00 the next day: 3 h); Thursday 11:00-12:00 is after the
