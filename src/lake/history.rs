@@ -3,8 +3,9 @@
 //! view orders every ticket's events twice over (a window, then five ordered
 //! `array_agg`), which took 30 s of the 38 s of generating a million tickets; numbering
 //! the tickets in a hash table and sorting the events once by (ticket, at, event_id)
-//! takes about a second. The SQL stays the definition: it is what a reader computes when the stored
-//! rows do not match the events, and the tests check that both give the same rows.
+//! takes about a second. The SQL stays the definition: it is what a reader computes when
+//! the stored rows do not match the events, and the tests check that both give the same
+//! rows.
 
 use std::sync::Arc;
 

@@ -178,7 +178,7 @@ async fn pull_locked(
         let normalizing = Instant::now();
         let normalized = normalizer.normalize(pulled, has_history);
         let normalize_time = normalizing.elapsed();
-        // the connector's own cost, apart from waiting for answers (benches/README.md)
+        // the connector's own cost, apart from waiting for answers (BENCHMARKS.md, target 6)
         tracing::debug!(
             source = %source.id,
             tickets = tickets_read,
