@@ -355,7 +355,9 @@ impl<'a> Glpi<'a> {
         let token = self.open().await?;
         let result = self.pull_in(&token, since, progress).await;
         self.close(&token).await;
-        result
+        let mut pulled = result?;
+        pulled.decode_time = self.decode.total();
+        Ok(pulled)
     }
 
     async fn pull_in(
@@ -473,7 +475,6 @@ impl<'a> Glpi<'a> {
             pulled.events.clear();
             pulled.history_unavailable = Some(why);
         }
-        pulled.decode_time = self.decode.total();
         Ok(pulled)
     }
 

@@ -329,6 +329,16 @@ impl<'a> Itop<'a> {
         since: Option<i64>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Pulled> {
+        let mut pulled = self.pull_in(since, progress).await?;
+        pulled.decode_time = self.decode.total();
+        Ok(pulled)
+    }
+
+    async fn pull_in(
+        &self,
+        since: Option<i64>,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Pulled> {
         let mut pulled = Pulled::default();
         let teams = self.teams().await?;
         let mut ids_of_class: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
@@ -426,7 +436,6 @@ impl<'a> Itop<'a> {
                 }
             }
         }
-        pulled.decode_time = self.decode.total();
         Ok(pulled)
     }
 
