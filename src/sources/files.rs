@@ -180,7 +180,7 @@ fn ticket_of(id: &str, v: &BTreeMap<String, String>, record: serde_json::Value) 
     let g = |k: &str| v.get(k).cloned();
     RawTicket {
         ticket_id: id.to_string(),
-        record,
+        record: super::normalize::Record::Value(record),
         org: g("org"),
         service: g("service"),
         category: g("category"),

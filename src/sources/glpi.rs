@@ -39,12 +39,17 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::config::SourceConfig;
 use super::http::Http;
 use super::itop::str_of;
-use super::normalize::{Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, scrub};
+use super::json::{Fields, Text};
+use super::normalize::{
+    Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
+};
 use crate::lake::validate::Rejected;
 use crate::model::Table;
 use crate::pseudonym::Pseudonymizer;
@@ -192,16 +197,43 @@ impl<'a> Glpi<'a> {
         what: &str,
         path: &str,
         session: &str,
-    ) -> Result<(Value, Option<String>, u16)> {
+    ) -> Result<(Value, Option<String>)> {
+        let (body, range) = self.get_body(what, path, session).await?;
+        let Some(body) = body else {
+            return Ok((Value::Null, None));
+        };
+        let v = self
+            .decode
+            .time(|| serde_json::from_slice(&body))
+            .with_context(|| self.not_json(what))?;
+        Ok((v, range))
+    }
+
+    fn not_json(&self, what: &str) -> String {
+        format!(
+            "source '{}': {what}: the answer is not JSON",
+            self.source.id
+        )
+    }
+
+    /// A GET's body and `Content-Range`; no body past the last page
+    /// (`ERROR_RANGE_EXCEED_TOTAL`).
+    async fn get_body(
+        &self,
+        what: &str,
+        path: &str,
+        session: &str,
+    ) -> Result<(Option<bytes::Bytes>, Option<String>)> {
         let a = self
             .http
             .send(what, || {
                 self.request(reqwest::Method::GET, path, Some(session))
             })
             .await?;
-        let status = a.status.as_u16();
-        if status == 400 && Self::error_text(&a.body).contains("ERROR_RANGE_EXCEED_TOTAL") {
-            return Ok((Value::Null, None, status));
+        if a.status.as_u16() == 400
+            && Self::error_text(&a.body).contains("ERROR_RANGE_EXCEED_TOTAL")
+        {
+            return Ok((None, None));
         }
         if !a.status.is_success() {
             bail!(
@@ -211,16 +243,17 @@ impl<'a> Glpi<'a> {
                 Self::error_text(&a.body)
             );
         }
-        let v = self
-            .decode
-            .time(|| serde_json::from_slice(&a.body))
-            .with_context(|| {
-                format!(
-                    "source '{}': {what}: the answer is not JSON",
-                    self.source.id
-                )
-            })?;
-        Ok((v, a.content_range, status))
+        Ok((Some(a.body), a.content_range))
+    }
+
+    /// The items of a list answer read as `T`: none when the answer is JSON but not a
+    /// list, an error when it is not JSON.
+    fn list<'b, T: Deserialize<'b>>(&self, what: &str, body: &'b [u8]) -> Result<Vec<T>> {
+        match serde_json::from_slice::<Vec<T>>(body) {
+            Ok(items) => Ok(items),
+            Err(e) if e.is_data() => Ok(Vec::new()),
+            Err(e) => Err(e).with_context(|| self.not_json(what)),
+        }
     }
 
     /// Opens a session (and sets the active entity).
@@ -302,7 +335,7 @@ impl<'a> Glpi<'a> {
         let token = self.open().await?;
         let mut out = vec![("session".to_string(), Ok("opened".to_string()))];
         let result = async {
-            let (_, range, _) = self
+            let (_, range) = self
                 .get_json(
                     "search/Ticket",
                     "search/Ticket?range=0-0&forcedisplay[0]=2",
@@ -316,7 +349,7 @@ impl<'a> Glpi<'a> {
             let first = self.get_json("Ticket", "Ticket/?range=0-0", &token).await;
             let id = first
                 .ok()
-                .and_then(|(v, _, _)| v.as_array()?.first()?.get("id").and_then(str_of));
+                .and_then(|(v, _)| v.as_array()?.first()?.get("id").and_then(str_of));
             match id {
                 Some(id) => match self
                     .get_json("Ticket Log", &format!("Ticket/{id}/Log?range=0-0"), &token)
@@ -367,7 +400,6 @@ impl<'a> Glpi<'a> {
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Pulled> {
         let mut pulled = Pulled::default();
-        let mut rows: Vec<(Value, bool)> = Vec::new();
         let mut seen = HashSet::new();
         let page = self.source.page_size;
         for deleted in [false, true] {
@@ -389,19 +421,17 @@ impl<'a> Glpi<'a> {
             ));
             loop {
                 let path = format!("{query}&range={start}-{}", start + page - 1);
-                let (v, range, _) = self.get_json("search/Ticket", &path, token).await?;
+                let (body, range) = self.get_body("search/Ticket", &path, token).await?;
+                let (n, count) = self.decode.time(|| match &body {
+                    Some(body) => self.take_rows(body, deleted, &mut seen, &mut pulled),
+                    None => Ok((0, None)),
+                })?;
                 let total = range
                     .as_deref()
                     .and_then(|r| r.rsplit('/').next()?.parse::<usize>().ok())
-                    .or_else(|| {
-                        v.get("totalcount")
-                            .and_then(Value::as_u64)
-                            .map(|n| n as usize)
-                    });
-                let n = self
-                    .decode
-                    .time(|| take_rows(&v, deleted, &mut seen, &mut rows));
-                progress(rows.len() as u64, total.unwrap_or(0).max(rows.len()) as u64);
+                    .or(count);
+                let read = pulled.tickets.len();
+                progress(read as u64, total.unwrap_or(0).max(read) as u64);
                 start += page;
                 if n < page || total.is_some_and(|t| start >= t) {
                     break;
@@ -409,15 +439,22 @@ impl<'a> Glpi<'a> {
             }
         }
         // satisfaction of the pulled tickets
-        let ids: HashSet<String> = rows.iter().filter_map(|(r, _)| str_of(&r["2"])).collect();
+        let ids: HashSet<&str> = pulled
+            .tickets
+            .iter()
+            .map(|t| t.ticket_id.as_str())
+            .collect();
         let mut satisfaction: HashMap<String, String> = HashMap::new();
         let mut start = 0usize;
         loop {
             let path = format!("TicketSatisfaction/?range={start}-{}", start + page - 1);
-            let (v, range, _) = self.get_json("TicketSatisfaction", &path, token).await?;
-            let Some(n) = take_satisfaction(&v, &ids, &mut satisfaction) else {
-                break;
-            };
+            let (body, range) = self.get_body("TicketSatisfaction", &path, token).await?;
+            let Some(body) = body else { break };
+            let n = self.decode.time(|| {
+                let surveys: Vec<Survey> = self.list("TicketSatisfaction", &body)?;
+                take_satisfaction(&surveys, &ids, &mut satisfaction);
+                anyhow::Ok(surveys.len())
+            })?;
             start += page;
             let total = range
                 .as_deref()
@@ -426,41 +463,45 @@ impl<'a> Glpi<'a> {
                 break;
             }
         }
-        // the tickets
-        self.decode.time(|| {
-            for (row, deleted) in &rows {
-                let t = self.ticket(row, *deleted, &satisfaction);
-                pulled.tickets.push(t);
-            }
-        });
+        drop(ids);
+        for t in &mut pulled.tickets {
+            t.satisfaction = satisfaction.remove(&t.ticket_id);
+        }
         // their histories, a few at a time
         let ids: Vec<String> = pulled.tickets.iter().map(|t| t.ticket_id.clone()).collect();
         let logs = futures::stream::iter(ids)
             .map(|id| async move {
-                let mut all = Vec::new();
+                let mut pages = Vec::new();
                 let mut start = 0usize;
                 loop {
                     let path = format!("Ticket/{id}/Log?range={start}-{}", start + 999);
-                    let (v, range, _) = self.get_json("Ticket Log", &path, token).await?;
-                    let Some(items) = v.as_array() else { break };
-                    let n = items.len();
-                    all.extend(items.iter().cloned());
-                    start += 1000;
+                    let (body, range) = self.get_body("Ticket Log", &path, token).await?;
+                    let Some(body) = body else { break };
                     let total = range
                         .as_deref()
                         .and_then(|r| r.rsplit('/').next()?.parse::<usize>().ok());
-                    if n < 1000 || total.is_some_and(|t| start >= t) {
+                    // without a total, the page's length tells whether another follows
+                    let n = match total {
+                        Some(_) => None,
+                        None => Some(self.decode.time(|| {
+                            self.list::<serde::de::IgnoredAny>("Ticket Log", &body)
+                                .map(|l| l.len())
+                        })?),
+                    };
+                    pages.push(body);
+                    start += 1000;
+                    if n.is_some_and(|n| n < 1000) || total.is_some_and(|t| start >= t) {
                         break;
                     }
                 }
-                anyhow::Ok((id, all))
+                anyhow::Ok((id, pages))
             })
             .buffered(self.source.concurrency);
         futures::pin_mut!(logs);
         let mut history_error = None;
         while let Some(r) = logs.next().await {
             match r {
-                Ok((id, items)) => self.decode.time(|| self.events(&id, items, &mut pulled)),
+                Ok((id, pages)) => self.decode.time(|| self.events(&id, &pages, &mut pulled))?,
                 Err(e) => {
                     let text = format!("{e:#}");
                     if text.contains("403") || text.contains("ERROR_RIGHT_MISSING") {
@@ -478,60 +519,88 @@ impl<'a> Glpi<'a> {
         Ok(pulled)
     }
 
-    /// One search row (keyed by search-option id) as a raw ticket; `deleted` rows come
-    /// from the trash.
-    pub fn ticket(
+    /// Takes the rows of one `search/Ticket` answer as raw tickets (a ticket seen before
+    /// is skipped; a row that is not an object goes to the quarantine): the number of
+    /// rows in the answer and its `totalcount`.
+    pub fn take_rows(
         &self,
-        row: &Value,
+        body: &[u8],
         deleted: bool,
-        satisfaction: &HashMap<String, String>,
-    ) -> RawTicket {
-        let get = |k: &str| str_of(&row[k]).filter(|s| !s.is_empty());
-        let id = get("2").unwrap_or_default();
+        seen: &mut HashSet<String>,
+        pulled: &mut Pulled,
+    ) -> Result<(usize, Option<usize>)> {
+        let answer: SearchAnswer =
+            serde_json::from_slice(body).with_context(|| self.not_json("search/Ticket"))?;
+        let rows = answer.data.unwrap_or_default();
+        for raw in &rows {
+            match serde_json::from_str::<Fields>(raw.get()) {
+                Ok(f) => {
+                    if seen.insert(f.get("2").unwrap_or_default().to_string()) {
+                        pulled.tickets.push(self.ticket(raw, &f, deleted));
+                    }
+                }
+                Err(e) => pulled.rejected.push((
+                    Table::Tickets,
+                    Rejected {
+                        key: format!("search/Ticket row {}", seen.len() + 1),
+                        record: serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+                        reason: format!("a search row is not an object ({e})"),
+                    },
+                )),
+            }
+        }
+        let total = answer.totalcount.get().and_then(|t| t.parse().ok());
+        Ok((rows.len(), total))
+    }
+
+    /// One search row (keyed by search-option id) as a raw ticket, without its
+    /// satisfaction; `deleted` rows come from the trash.
+    pub fn ticket(&self, raw: &RawValue, f: &Fields, deleted: bool) -> RawTicket {
+        let get = |k: &str| f.non_empty(k);
+        let owned = |k: &str| get(k).map(str::to_string);
         let category = get("7").unwrap_or_default();
         let mut parts = category.split(" > ").map(str::trim);
         let service = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
         let cat = parts.next().map(str::to_string);
         let rest: Vec<&str> = parts.collect();
         let sub = (!rest.is_empty()).then(|| rest.join(" > "));
-        let entity = get("80").map(|e| e.rsplit(" > ").next().unwrap_or(&e).trim().to_string());
-        let first = |v: Option<String>| {
-            v.map(|s| s.split("$$##$$").next().unwrap_or("").trim().to_string())
-        };
-        let mut record = row.clone();
-        scrub(&mut record, &["4", "5"], self.pseudo);
+        let entity = get("80").map(|e| e.rsplit(" > ").next().unwrap_or(e).trim().to_string());
+        // the first of a multi-valued column
+        fn first(v: Option<&str>) -> Option<&str> {
+            v.map(|s| s.split("$$##$$").next().unwrap_or("").trim())
+                .filter(|s| !s.is_empty())
+        }
         RawTicket {
-            ticket_id: id.clone(),
-            record,
+            ticket_id: owned("2").unwrap_or_default(),
+            record: Record::Json {
+                text: raw.to_owned(),
+                identities: &["4", "5"],
+            },
             org: entity,
             service,
             category: cat,
             subcategory: sub,
-            kind: get("14"),
-            impact: get("11"),
-            urgency: get("10"),
-            priority: get("3"),
-            channel: get("9"),
-            requester: first(get("4"))
-                .filter(|s| !s.is_empty())
-                .map(|s| self.pseudo.pseudonym(&s)),
+            kind: owned("14"),
+            impact: owned("11"),
+            urgency: owned("10"),
+            priority: owned("3"),
+            channel: owned("9"),
+            requester: first(get("4")).map(|s| self.pseudo.pseudonym(s)),
             profile: None,
-            team: first(get("8")).filter(|s| !s.is_empty()),
-            agent: first(get("5"))
-                .filter(|s| !s.is_empty())
-                .map(|s| self.pseudo.pseudonym(&s)),
+            team: first(get("8")).map(str::to_string),
+            agent: first(get("5")).map(|s| self.pseudo.pseudonym(s)),
             status: if deleted {
                 Some("canceled".into())
             } else {
-                get("12")
+                owned("12")
             },
-            created_at: get("15"),
+            created_at: owned("15"),
             assigned_at: None,
-            resolved_at: get("17"),
-            closed_at: get("16"),
-            updated_at: get("19"),
+            resolved_at: owned("17"),
+            closed_at: owned("16"),
+            updated_at: owned("19"),
             origin: None,
-            satisfaction: satisfaction.get(&id).cloned(),
+            satisfaction: None,
             reopen_count: None,
             source_sla_met: None,
             effort_minutes: get("45")
@@ -540,40 +609,40 @@ impl<'a> Glpi<'a> {
         }
     }
 
-    /// One ticket's `Log` rows as raw events, in time order; a row that cannot be read
-    /// goes to the quarantine.
-    pub fn events(&self, ticket_id: &str, mut items: Vec<Value>, pulled: &mut Pulled) {
-        let key = |v: &Value| {
+    /// One ticket's `Log` rows (its answer pages) as raw events, in time order; a row
+    /// that cannot be read goes to the quarantine.
+    pub fn events(
+        &self,
+        ticket_id: &str,
+        pages: &[bytes::Bytes],
+        pulled: &mut Pulled,
+    ) -> Result<()> {
+        let mut items: Vec<LogRow> = Vec::new();
+        for page in pages {
+            items.extend(self.list::<LogRow>("Ticket Log", page)?);
+        }
+        let number = |t: &Text| t.get().and_then(|s| s.parse::<i64>().ok());
+        fn key<'r>(v: &'r LogRow) -> (&'r str, u64) {
             (
-                str_of(&v["date_mod"]).unwrap_or_default(),
-                str_of(&v["id"])
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0),
+                v.date_mod.get().unwrap_or_default(),
+                v.id.get().and_then(|s| s.parse().ok()).unwrap_or(0),
             )
-        };
-        items.sort_by_key(key);
+        }
+        items.sort_by(|a, b| key(a).cmp(&key(b)));
         let mut status: Option<String> = None;
         for item in items {
-            let action = item["linked_action"]
-                .as_i64()
-                .or_else(|| str_of(&item["linked_action"])?.parse().ok())
-                .unwrap_or(-1);
-            let option = item["id_search_option"]
-                .as_i64()
-                .or_else(|| str_of(&item["id_search_option"])?.parse().ok())
-                .unwrap_or(-1);
-            let link = str_of(&item["itemtype_link"]).unwrap_or_default();
+            let action = number(&item.linked_action).unwrap_or(-1);
+            let option = number(&item.id_search_option).unwrap_or(-1);
             let change = match action {
                 LOG_CREATE_ITEM => Some(RawChange::Created),
                 LOG_FIELD if option == SO_STATUS => Some(RawChange::Status(
-                    str_of(&item["old_value"]),
-                    str_of(&item["new_value"]).unwrap_or_default(),
+                    item.old_value.owned(),
+                    item.new_value.owned().unwrap_or_default(),
                 )),
                 LOG_DELETE_ITEM => Some(RawChange::Status(status.clone(), "canceled".into())),
-                LOG_ADD_RELATION if link == "Group" => Some(RawChange::Team(
-                    None,
-                    str_of(&item["new_value"]).map(|v| strip_id(&v)),
-                )),
+                LOG_ADD_RELATION if item.itemtype_link.get() == Some("Group") => {
+                    Some(RawChange::Team(None, item.new_value.get().map(strip_id)))
+                }
                 _ => None,
             };
             let Some(change) = change else { continue };
@@ -582,77 +651,115 @@ impl<'a> Glpi<'a> {
                 RawChange::Status(_, to) => status = Some(to.clone()),
                 _ => {}
             }
-            let Some(id) = str_of(&item["id"]) else {
-                let mut item = item;
-                scrub(&mut item, &["user_name"], self.pseudo);
+            let Some(id) = item.id.get() else {
+                let mut record = item.to_value();
+                scrub(&mut record, &["user_name"], self.pseudo);
                 pulled.rejected.push((
                     Table::Events,
                     Rejected {
                         key: format!("{ticket_id}:?"),
-                        record: item,
+                        record,
                         reason: "log row without id".into(),
                     },
                 ));
                 continue;
             };
-            let actor = str_of(&item["user_name"])
-                .map(|u| strip_id(&u))
+            let actor = item
+                .user_name
+                .get()
+                .map(strip_id)
                 .filter(|u| !u.is_empty())
                 .map(|u| self.pseudo.pseudonym(&u));
             pulled.events.push(RawEvent {
-                event_id: id,
+                event_id: id.to_string(),
                 ticket_id: ticket_id.to_string(),
-                at: str_of(&item["date_mod"]).unwrap_or_default(),
+                at: item.date_mod.owned().unwrap_or_default(),
                 change,
                 actor,
                 raw: None,
             });
         }
+        Ok(())
     }
 }
 
-/// Takes the rows of one `search/Ticket` answer (a ticket seen before is skipped); the
-/// number of rows in the answer.
-pub fn take_rows(
-    v: &Value,
-    deleted: bool,
-    seen: &mut HashSet<String>,
-    rows: &mut Vec<(Value, bool)>,
-) -> usize {
-    let Some(Value::Array(data)) = v.get("data") else {
-        return 0;
-    };
-    for row in data {
-        let id = str_of(&row["2"]).unwrap_or_default();
-        if seen.insert(id) {
-            rows.push((row.clone(), deleted));
-        }
-    }
-    data.len()
+/// A `search/Ticket` answer: its rows, each kept as JSON text.
+#[derive(Debug, Deserialize)]
+pub struct SearchAnswer<'a> {
+    #[serde(borrow, default)]
+    pub totalcount: Text<'a>,
+    #[serde(borrow, default)]
+    pub data: Option<Vec<&'a RawValue>>,
 }
 
-/// Takes the answered surveys of the tickets in `ids` from one `TicketSatisfaction`
-/// answer; the number of items, or `None` when the answer is not a list.
+/// A `Log` row, the fields read here.
+#[derive(Debug, Deserialize)]
+pub struct LogRow<'a> {
+    #[serde(borrow, default)]
+    pub id: Text<'a>,
+    #[serde(borrow, default)]
+    pub date_mod: Text<'a>,
+    #[serde(borrow, default)]
+    pub linked_action: Text<'a>,
+    #[serde(borrow, default)]
+    pub id_search_option: Text<'a>,
+    #[serde(borrow, default)]
+    pub itemtype_link: Text<'a>,
+    #[serde(borrow, default)]
+    pub old_value: Text<'a>,
+    #[serde(borrow, default)]
+    pub new_value: Text<'a>,
+    #[serde(borrow, default)]
+    pub user_name: Text<'a>,
+}
+
+impl LogRow<'_> {
+    /// The fields read, as JSON, for a quarantined record.
+    fn to_value(&self) -> Value {
+        serde_json::json!({
+            "id": self.id.to_value(),
+            "date_mod": self.date_mod.to_value(),
+            "linked_action": self.linked_action.to_value(),
+            "id_search_option": self.id_search_option.to_value(),
+            "itemtype_link": self.itemtype_link.to_value(),
+            "old_value": self.old_value.to_value(),
+            "new_value": self.new_value.to_value(),
+            "user_name": self.user_name.to_value(),
+        })
+    }
+}
+
+/// A `TicketSatisfaction` item, the fields read here.
+#[derive(Debug, Deserialize)]
+pub struct Survey<'a> {
+    #[serde(borrow, default)]
+    pub tickets_id: Text<'a>,
+    #[serde(borrow, default)]
+    pub date_answered: Text<'a>,
+    #[serde(borrow, default)]
+    pub satisfaction_scaled_to_5: Text<'a>,
+    #[serde(borrow, default)]
+    pub satisfaction: Text<'a>,
+}
+
+/// Takes the answered surveys of the tickets in `ids`.
 pub fn take_satisfaction(
-    v: &Value,
-    ids: &HashSet<String>,
+    surveys: &[Survey],
+    ids: &HashSet<&str>,
     out: &mut HashMap<String, String>,
-) -> Option<usize> {
-    let items = v.as_array()?;
-    for s in items {
-        let Some(t) = str_of(&s["tickets_id"]) else {
+) {
+    for s in surveys {
+        let Some(t) = s.tickets_id.get() else {
             continue;
         };
-        let answered = str_of(&s["date_answered"]).is_some_and(|d| !d.is_empty());
+        let answered = s.date_answered.non_empty().is_some();
         if answered
-            && ids.contains(&t)
-            && let Some(x) =
-                str_of(&s["satisfaction_scaled_to_5"]).or_else(|| str_of(&s["satisfaction"]))
+            && ids.contains(t)
+            && let Some(x) = s.satisfaction_scaled_to_5.get().or(s.satisfaction.get())
         {
-            out.insert(t, x);
+            out.insert(t.to_string(), x.to_string());
         }
     }
-    Some(items.len())
 }
 
 /// `"name (12)"` → `"name"`.

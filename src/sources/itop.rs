@@ -37,11 +37,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::config::SourceConfig;
 use super::http::Http;
-use super::normalize::{Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, scrub};
+use super::json::{Fields, Members, Text};
+use super::normalize::{
+    Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
+};
 use crate::pseudonym::Pseudonymizer;
 
 pub const DEFAULTS: Defaults = &[
@@ -92,6 +97,9 @@ pub const HISTORY_DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Ticket ids per history request.
 const HISTORY_CHUNK: usize = 200;
+
+/// Identity fields of a history row (pseudonymised before it goes to the quarantine).
+const HISTORY_IDENTITY_FIELDS: &[&str] = &["user_id", "user_id_friendlyname", "userinfo"];
 
 /// Identity fields of a ticket record (pseudonymised before anything is kept).
 const IDENTITY_FIELDS: &[&str] = &[
@@ -170,6 +178,38 @@ impl<'a> Itop<'a> {
 
     /// One REST call; an iTop error code comes back as `Err(Ok(ItopError))`.
     async fn call(&self, what: &str, op: &Value) -> Result<std::result::Result<Value, ItopError>> {
+        let body = self.call_raw(what, op).await?;
+        self.decode
+            .time(|| parse_answer(&body))
+            .with_context(|| self.not_json(what))
+    }
+
+    fn not_json(&self, what: &str) -> String {
+        format!(
+            "source '{}': {what}: the answer is not JSON (is `url` the iTop root?)",
+            self.source.id
+        )
+    }
+
+    /// A `core/get` answer read into objects with fields of type `F`; iTop's error
+    /// codes become messages.
+    fn objects<'b, F: Deserialize<'b>>(&self, what: &str, body: &'b [u8]) -> Result<Answer<'b, F>> {
+        let answer: Answer<'b, F> =
+            serde_json::from_slice(body).with_context(|| self.not_json(what))?;
+        match answer.code() {
+            0 => Ok(answer),
+            code => Err(self.fail(
+                what,
+                ItopError {
+                    code,
+                    message: answer.message.owned().unwrap_or_default(),
+                },
+            )),
+        }
+    }
+
+    /// One REST call's answer body, after its HTTP status.
+    async fn call_raw(&self, what: &str, op: &Value) -> Result<bytes::Bytes> {
         let json_data = op.to_string();
         let answer = self
             .http
@@ -207,14 +247,7 @@ impl<'a> Itop<'a> {
                 answer.status
             );
         }
-        self.decode
-            .time(|| parse_answer(&answer.body))
-            .with_context(|| {
-                format!(
-                    "source '{}': {what}: the answer is not JSON (is `url` the iTop root?)",
-                    self.source.id
-                )
-            })
+        Ok(answer.body)
     }
 
     /// Turns an iTop error into a message for the operator.
@@ -363,16 +396,14 @@ impl<'a> Itop<'a> {
                 let op = json!({"operation": "core/get", "class": class, "key": key,
                     "output_fields": self.output_fields(class), "limit": self.source.page_size, "page": 1});
                 let what = format!("core/get {class}");
-                let v = self
-                    .call(&what, &op)
-                    .await?
-                    .map_err(|e| self.fail(&what, e))?;
-                if cursor.is_none() {
-                    total += found(&v);
-                }
-                let page = self
-                    .decode
-                    .time(|| self.take_tickets(class, &v, &mut seen, &mut pulled));
+                let body = self.call_raw(&what, &op).await?;
+                let page = self.decode.time(|| {
+                    let answer = self.objects::<&RawValue>(&what, &body)?;
+                    if cursor.is_none() {
+                        total += answer.found();
+                    }
+                    anyhow::Ok(self.take_tickets(class, answer.objects, &mut seen, &mut pulled))
+                })?;
                 let Some(page) = page else {
                     break;
                 };
@@ -422,17 +453,31 @@ impl<'a> Itop<'a> {
                     );
                     let op = json!({"operation": "core/get", "class": op_class, "key": key, "output_fields": fields});
                     let what = format!("core/get {op_class}");
-                    let v = match self.call(&what, &op).await? {
-                        Ok(v) => v,
-                        Err(e) if e.code == 1 => {
-                            pulled.history_unavailable = Some(e.message);
-                            pulled.events.clear();
-                            return Ok(pulled);
+                    let body = self.call_raw(&what, &op).await?;
+                    let denied = self.decode.time(|| {
+                        let answer: Answer<Fields> =
+                            serde_json::from_slice(&body).with_context(|| self.not_json(&what))?;
+                        match answer.code() {
+                            0 => {}
+                            1 => return anyhow::Ok(answer.message.owned()),
+                            code => {
+                                return Err(self.fail(
+                                    &what,
+                                    ItopError {
+                                        code,
+                                        message: answer.message.owned().unwrap_or_default(),
+                                    },
+                                ));
+                            }
                         }
-                        Err(e) => return Err(self.fail(&what, e)),
-                    };
-                    self.decode
-                        .time(|| self.take_history(op_class, &v, &refs, &teams, &mut pulled));
+                        self.take_history(op_class, answer.objects, &refs, &teams, &mut pulled);
+                        Ok(None)
+                    })?;
+                    if let Some(why) = denied {
+                        pulled.history_unavailable = Some(why);
+                        pulled.events.clear();
+                        return Ok(pulled);
+                    }
                 }
             }
         }
@@ -462,18 +507,18 @@ impl<'a> Itop<'a> {
         Ok(out)
     }
 
-    /// Decodes one `core/get` answer of tickets of `class` into `pulled` (a ticket seen
-    /// on an earlier page is skipped); `None` when the answer has no objects.
+    /// Decodes one `core/get` answer's objects, tickets of `class`, into `pulled` (a
+    /// ticket seen on an earlier page is skipped); `None` when the answer has no objects.
     pub fn take_tickets(
         &self,
         class: &str,
-        v: &Value,
+        objects: Option<Members<Object<&RawValue>>>,
         seen: &mut std::collections::HashSet<u64>,
         pulled: &mut Pulled,
     ) -> Option<TicketsPage> {
-        let Some(Value::Object(objects)) = v.get("objects") else {
-            return None;
-        };
+        let mut objects = objects?.0;
+        // in key order, as before (the answer's order is iTop's)
+        objects.sort_by(|a, b| a.0.cmp(&b.0));
         let mut page = TicketsPage {
             objects: objects.len(),
             lowest: None,
@@ -481,164 +526,227 @@ impl<'a> Itop<'a> {
         };
         for (k, obj) in objects {
             let id = obj
-                .get("key")
-                .and_then(Value::as_str)
+                .key
+                .get()
                 .and_then(|s| s.parse::<u64>().ok())
                 .or_else(|| k.rsplit("::").next()?.parse().ok());
-            let Some(id) = id else {
-                pulled.rejected.push((
-                    crate::model::Table::Tickets,
-                    crate::lake::validate::Rejected {
-                        key: k.clone(),
-                        record: obj.clone(),
-                        reason: format!("object '{k}' has no numeric key"),
-                    },
-                ));
-                continue;
+            let fields = obj
+                .fields
+                .and_then(|raw| Some((raw, serde_json::from_str::<Fields>(raw.get()).ok()?)));
+            let (id, (raw, fields)) = match (id, fields) {
+                (Some(id), Some(f)) => (id, f),
+                (id, raw) => {
+                    let record = Record::Json {
+                        text: obj.fields.map_or_else(
+                            || RawValue::from_string("null".into()).expect("JSON"),
+                            RawValue::to_owned,
+                        ),
+                        identities: IDENTITY_FIELDS,
+                    }
+                    .into_value(self.pseudo);
+                    pulled.rejected.push((
+                        crate::model::Table::Tickets,
+                        crate::lake::validate::Rejected {
+                            key: k.to_string(),
+                            record: json!({"key": obj.key.to_value(), "fields": record}),
+                            reason: if id.is_none() {
+                                format!("object '{k}' has no numeric key")
+                            } else if raw.is_none() && obj.fields.is_some() {
+                                format!("object '{k}': its fields are not an object")
+                            } else {
+                                format!("object '{k}' has no fields")
+                            },
+                        },
+                    ));
+                    continue;
+                }
             };
             page.lowest = Some(page.lowest.map_or(id, |l| l.min(id)));
             if !seen.insert(id) {
                 continue;
             }
-            let t = self.ticket(class, obj.get("fields").cloned().unwrap_or(Value::Null));
+            let t = self.ticket(class, raw, &fields);
             page.ids.push((id, t.ticket_id.clone()));
             pulled.tickets.push(t);
         }
         Some(page)
     }
 
-    /// Decodes one `core/get` answer of change ops (`op_class`) of the tickets in `refs`
-    /// (iTop id → ref) into `pulled`; a row that cannot be read goes to the quarantine.
+    /// Decodes one `core/get` answer's objects, change ops (`op_class`) of the tickets
+    /// in `refs` (iTop id → ref), into `pulled`; a row that cannot be read goes to the
+    /// quarantine.
     pub fn take_history(
         &self,
         op_class: &str,
-        v: &Value,
+        objects: Option<Members<Object<Fields>>>,
         refs: &HashMap<u64, &str>,
         teams: &HashMap<String, String>,
         pulled: &mut Pulled,
     ) {
-        let Some(Value::Object(objects)) = v.get("objects") else {
+        let Some(objects) = objects else {
             return;
         };
+        let mut objects = objects.0;
+        objects.sort_by(|a, b| a.0.cmp(&b.0));
         for (k, obj) in objects {
-            match self.event(op_class, obj, refs, teams) {
+            let fields = obj.fields.unwrap_or_default();
+            match self.event(op_class, &obj.key, &fields, refs, teams) {
                 Ok(Some(e)) => pulled.events.push(e),
                 Ok(None) => {}
-                Err(reason) => pulled.rejected.push((
-                    crate::model::Table::Events,
-                    crate::lake::validate::Rejected {
-                        key: k.clone(),
-                        record: obj.get("fields").cloned().unwrap_or(Value::Null),
-                        reason: format!("{k}: {reason}"),
-                    },
-                )),
+                Err(reason) => {
+                    let mut record = fields.to_value();
+                    scrub(&mut record, HISTORY_IDENTITY_FIELDS, self.pseudo);
+                    pulled.rejected.push((
+                        crate::model::Table::Events,
+                        crate::lake::validate::Rejected {
+                            key: k.to_string(),
+                            record,
+                            reason: format!("{k}: {reason}"),
+                        },
+                    ))
+                }
             }
         }
     }
 
-    fn ticket(&self, class: &str, mut f: Value) -> RawTicket {
-        let get = |f: &Value, k: &str| str_of(&f[k]).filter(|s| !s.is_empty());
-        let field = |f: &Value, canonical: &str| {
-            self.source
-                .fields
-                .get(canonical)
-                .and_then(|attr| get(f, attr))
-        };
-        let requester = get(&f, "caller_id_friendlyname").map(|s| self.pseudo.pseudonym(&s));
-        let agent = get(&f, "agent_id_friendlyname").map(|s| self.pseudo.pseudonym(&s));
-        let (category, subcategory) = match get(&f, "servicesubcategory_name") {
+    fn ticket(&self, class: &str, raw: &RawValue, f: &Fields) -> RawTicket {
+        let get = |k: &str| f.non_empty(k).map(str::to_string);
+        let field = |canonical: &str| self.source.fields.get(canonical).and_then(|attr| get(attr));
+        let requester = f
+            .non_empty("caller_id_friendlyname")
+            .map(|s| self.pseudo.pseudonym(s));
+        let agent = f
+            .non_empty("agent_id_friendlyname")
+            .map(|s| self.pseudo.pseudonym(s));
+        let (category, subcategory) = match f.non_empty("servicesubcategory_name") {
             Some(s) => match s.split_once(" / ") {
                 Some((c, sc)) => (Some(c.to_string()), Some(sc.to_string())),
-                None => (None, Some(s)),
+                None => (None, Some(s.to_string())),
             },
             None => (None, None),
         };
-        let status = get(&f, "status");
+        let status = get("status");
         let resolved = matches!(status.as_deref(), Some("resolved" | "closed"));
-        let t = RawTicket {
-            ticket_id: get(&f, "ref").unwrap_or_default(),
-            org: get(&f, "org_name"),
-            service: get(&f, "service_name"),
+        RawTicket {
+            ticket_id: get("ref").unwrap_or_default(),
+            org: get("org_name"),
+            service: get("service_name"),
             category,
             subcategory,
             kind: if class == "Incident" {
                 Some("incident".into())
             } else {
-                get(&f, "request_type")
+                get("request_type")
             },
-            impact: get(&f, "impact"),
-            urgency: get(&f, "urgency"),
-            priority: get(&f, "priority"),
-            channel: get(&f, "origin"),
+            impact: get("impact"),
+            urgency: get("urgency"),
+            priority: get("priority"),
+            channel: get("origin"),
             requester,
-            profile: field(&f, "requester_profile"),
-            team: get(&f, "team_id_friendlyname"),
+            profile: field("requester_profile"),
+            team: get("team_id_friendlyname"),
             agent,
             status,
-            created_at: get(&f, "start_date"),
-            assigned_at: get(&f, "assignment_date"),
-            resolved_at: get(&f, "resolution_date"),
-            closed_at: get(&f, "close_date"),
-            updated_at: get(&f, "last_update"),
-            origin: field(&f, "origin"),
-            satisfaction: field(&f, "satisfaction"),
+            created_at: get("start_date"),
+            assigned_at: get("assignment_date"),
+            resolved_at: get("resolution_date"),
+            closed_at: get("close_date"),
+            updated_at: get("last_update"),
+            origin: field("origin"),
+            satisfaction: field("satisfaction"),
             reopen_count: None,
             source_sla_met: if resolved {
-                get(&f, "sla_ttr_passed").map(|p| p == "no")
+                f.non_empty("sla_ttr_passed").map(|p| p == "no")
             } else {
                 None
             },
-            effort_minutes: field(&f, "effort_minutes"),
-            record: Value::Null,
-        };
-        scrub(&mut f, IDENTITY_FIELDS, self.pseudo);
-        RawTicket { record: f, ..t }
+            effort_minutes: field("effort_minutes"),
+            record: Record::Json {
+                text: raw.to_owned(),
+                identities: IDENTITY_FIELDS,
+            },
+        }
     }
 
     fn event(
         &self,
         op_class: &str,
-        obj: &Value,
+        key: &Text,
+        f: &Fields,
         refs: &HashMap<u64, &str>,
         teams: &HashMap<String, String>,
     ) -> std::result::Result<Option<RawEvent>, String> {
-        let f = &obj["fields"];
-        let id = str_of(&obj["key"])
-            .or_else(|| str_of(&f["id"]))
-            .ok_or("no id")?;
-        let objkey: u64 = str_of(&f["objkey"])
+        let id = key.get().or_else(|| f.get("id")).ok_or("no id")?;
+        let objkey: u64 = f
+            .get("objkey")
             .and_then(|s| s.parse().ok())
             .ok_or("no objkey")?;
         let ticket_id = refs.get(&objkey).ok_or("not a ticket of this pull")?;
-        let at = str_of(&f["date"])
-            .filter(|s| !s.is_empty())
-            .ok_or("no date")?;
-        let team = |v: Option<String>| {
-            v.filter(|s| !s.is_empty() && s != "0")
-                .map(|s| teams.get(&s).cloned().unwrap_or(s))
+        let at = f.non_empty("date").ok_or("no date")?;
+        let team = |v: Option<&str>| {
+            v.filter(|s| !s.is_empty() && *s != "0")
+                .map(|s| teams.get(s).cloned().unwrap_or_else(|| s.to_string()))
         };
         let change = if op_class == "CMDBChangeOpCreate" {
             RawChange::Created
         } else {
-            let old = str_of(&f["oldvalue"]);
-            let new = str_of(&f["newvalue"]).unwrap_or_default();
-            match str_of(&f["attcode"]).as_deref() {
-                Some("status") => RawChange::Status(old, new),
+            let old = f.get("oldvalue");
+            let new = f.get("newvalue").unwrap_or_default();
+            match f.get("attcode") {
+                Some("status") => RawChange::Status(old.map(str::to_string), new.to_string()),
                 Some("team_id") => RawChange::Team(team(old), team(Some(new))),
-                Some("priority") => RawChange::Priority(old, new),
+                Some("priority") => RawChange::Priority(old.map(str::to_string), new.to_string()),
                 _ => return Ok(None),
             }
         };
         Ok(Some(RawEvent {
-            event_id: id,
+            event_id: id.to_string(),
             ticket_id: ticket_id.to_string(),
-            at,
+            at: at.to_string(),
             change,
-            actor: str_of(&f["user_id_friendlyname"])
-                .filter(|s| !s.is_empty())
-                .map(|s| self.pseudo.pseudonym(&s)),
+            actor: f
+                .non_empty("user_id_friendlyname")
+                .map(|s| self.pseudo.pseudonym(s)),
             raw: None,
         }))
+    }
+}
+
+/// One object of a `core/get` answer, its fields read as `F`.
+#[derive(Debug, Deserialize)]
+#[serde(bound(deserialize = "F: Deserialize<'de>"))]
+pub struct Object<'a, F> {
+    #[serde(borrow, default)]
+    pub key: Text<'a>,
+    #[serde(default = "Option::default")]
+    pub fields: Option<F>,
+}
+
+/// A `core/get` answer, its objects' fields read as `F`.
+#[derive(Debug, Deserialize)]
+#[serde(bound(deserialize = "F: Deserialize<'de>"))]
+pub struct Answer<'a, F> {
+    #[serde(borrow, default)]
+    pub code: Text<'a>,
+    #[serde(borrow, default)]
+    pub message: Text<'a>,
+    #[serde(borrow, default = "Option::default")]
+    pub objects: Option<Members<'a, Object<'a, F>>>,
+}
+
+impl<F> Answer<'_, F> {
+    /// iTop's code (0 OK); -1 when there is none.
+    pub fn code(&self) -> i64 {
+        self.code.get().and_then(|c| c.parse().ok()).unwrap_or(-1)
+    }
+
+    /// `Found: N` of the message.
+    pub fn found(&self) -> u64 {
+        self.message
+            .get()
+            .and_then(|m| m.strip_prefix("Found: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 

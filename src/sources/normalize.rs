@@ -23,8 +23,8 @@ use crate::sources::batch::{EventFields, EventsBuilder, TicketFields, TicketsBui
 #[derive(Debug, Clone, Default)]
 pub struct RawTicket {
     pub ticket_id: String,
-    /// The source record (identities pseudonymised), for the quarantine.
-    pub record: serde_json::Value,
+    /// The source record, for the quarantine.
+    pub record: Record,
     pub org: Option<String>,
     pub service: Option<String>,
     pub category: Option<String>,
@@ -49,6 +49,41 @@ pub struct RawTicket {
     pub reopen_count: Option<u32>,
     pub source_sla_met: Option<bool>,
     pub effort_minutes: Option<String>,
+}
+
+/// A ticket's source record, kept in case the ticket goes to the quarantine.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// Its identities already pseudonymised.
+    Value(serde_json::Value),
+    /// The record as the source sent it, and its keys whose values are identities. A
+    /// copy of the answer's bytes costs far less than a tree of values, and the
+    /// identities are pseudonymised only if the record is quarantined.
+    Json {
+        text: Box<serde_json::value::RawValue>,
+        identities: &'static [&'static str],
+    },
+}
+
+impl Default for Record {
+    fn default() -> Record {
+        Record::Value(serde_json::Value::Null)
+    }
+}
+
+impl Record {
+    /// The record with its identities pseudonymised.
+    pub fn into_value(self, pseudo: &crate::pseudonym::Pseudonymizer) -> serde_json::Value {
+        match self {
+            Record::Value(v) => v,
+            Record::Json { text, identities } => {
+                // the text was read as JSON already
+                let mut v = serde_json::from_str(text.get()).unwrap_or(serde_json::Value::Null);
+                scrub(&mut v, identities, pseudo);
+                v
+            }
+        }
+    }
 }
 
 /// What a history row says.
@@ -142,6 +177,34 @@ pub struct Normalized {
 pub struct LocalDates {
     tz: chrono_tz::Tz,
     format: String,
+    /// The format is `%Y-%m-%d %H:%M:%S` (iTop's history, GLPI's dates).
+    iso_seconds: bool,
+}
+
+/// `YYYY-MM-DD HH:MM:SS` exactly, the common case read without going through a format
+/// string (a pull reads millions of them); `None` for anything else, which the format
+/// then reads or rejects.
+fn iso_seconds(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let n = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    chrono::NaiveDate::from_ymd_opt(n(0..4)? as i32, n(5..7)?, n(8..10)?)?.and_hms_opt(
+        n(11..13)?,
+        n(14..16)?,
+        n(17..19)?,
+    )
 }
 
 impl LocalDates {
@@ -149,6 +212,7 @@ impl LocalDates {
         LocalDates {
             tz,
             format: format.to_string(),
+            iso_seconds: format == "%Y-%m-%d %H:%M:%S",
         }
     }
 
@@ -162,8 +226,12 @@ impl LocalDates {
                 .map(|d| d.timestamp_micros())
                 .map_err(|e| format!("'{text}' is not an RFC 3339 instant ({e})"));
         }
-        let naive = NaiveDateTime::parse_from_str(text, &self.format)
-            .map_err(|_| format!("'{text}' does not match the date format '{}'", self.format))?;
+        let naive = match self.iso_seconds.then(|| iso_seconds(text)).flatten() {
+            Some(naive) => naive,
+            None => NaiveDateTime::parse_from_str(text, &self.format).map_err(|_| {
+                format!("'{text}' does not match the date format '{}'", self.format)
+            })?,
+        };
         let local = match self.tz.from_local_datetime(&naive) {
             chrono::LocalResult::Single(d) => d,
             chrono::LocalResult::Ambiguous(first, _) => first,
@@ -189,6 +257,7 @@ impl LocalDates {
 /// The rules of one source, resolved once.
 pub struct Normalizer<'a> {
     source: &'a SourceConfig,
+    pseudo: &'a crate::pseudonym::Pseudonymizer,
     config: &'a Config,
     dates: LocalDates,
     /// History rows' dates (iTop keeps these in `Y-m-d H:i:s` whatever its display format).
@@ -203,13 +272,21 @@ pub struct Normalizer<'a> {
     org: BTreeMap<String, String>,
     satisfaction: BTreeMap<String, String>,
     profile: BTreeMap<String, String>,
+    /// `<org>-`, lower case, of every other org: a team named so is another desk's.
+    other_desks: Vec<String>,
 }
 
 /// Default tables of a connector: (table name, entries).
 pub type Defaults = &'static [(&'static str, &'static [(&'static str, &'static str)])];
 
 impl<'a> Normalizer<'a> {
-    pub fn new(source: &'a SourceConfig, config: &'a Config, defaults: Defaults) -> Result<Self> {
+    /// `pseudo` pseudonymises the identities of the records that go to the quarantine.
+    pub fn new(
+        source: &'a SourceConfig,
+        config: &'a Config,
+        defaults: Defaults,
+        pseudo: &'a crate::pseudonym::Pseudonymizer,
+    ) -> Result<Self> {
         let table = |name: &str| {
             let d = defaults
                 .iter()
@@ -235,6 +312,7 @@ impl<'a> Normalizer<'a> {
         };
         Ok(Normalizer {
             source,
+            pseudo,
             config,
             dates: LocalDates::new(source.tz()?, format),
             history_dates: LocalDates::new(source.tz()?, format),
@@ -248,6 +326,12 @@ impl<'a> Normalizer<'a> {
             org,
             satisfaction: table("satisfaction"),
             profile: table("profile"),
+            other_desks: config
+                .orgs
+                .iter()
+                .filter(|o| o.id != source.org)
+                .map(|o| format!("{}-", o.id.to_lowercase()))
+                .collect(),
         })
     }
 
@@ -280,9 +364,9 @@ impl<'a> Normalizer<'a> {
             }
         });
         let other_desk = own.and_then(|t| t.other_desk).unwrap_or_else(|| {
-            self.config.orgs.iter().any(|o| {
-                o.id != self.source.org && lower.starts_with(&format!("{}-", o.id.to_lowercase()))
-            })
+            self.other_desks
+                .iter()
+                .any(|prefix| lower.starts_with(prefix.as_str()))
         });
         (level, other_desk)
     }
@@ -328,14 +412,14 @@ impl<'a> Normalizer<'a> {
     /// the returned quarantine with their reason.
     pub fn normalize(&self, pulled: Pulled, history: bool) -> Normalized {
         let mut rejected = pulled.rejected;
-        let mut events_of: HashMap<String, Vec<(i64, RawEvent)>> = HashMap::new();
+        let mut events_of: HashMap<&str, Vec<(i64, RawEvent)>> = HashMap::new();
         let ticket_ids: HashSet<&str> = pulled
             .tickets
             .iter()
             .map(|t| t.ticket_id.as_str())
             .collect();
         for e in pulled.events {
-            if !ticket_ids.contains(e.ticket_id.as_str()) {
+            let Some(&ticket) = ticket_ids.get(e.ticket_id.as_str()) else {
                 rejected.push((
                     Table::Events,
                     Rejected {
@@ -345,12 +429,9 @@ impl<'a> Normalizer<'a> {
                     },
                 ));
                 continue;
-            }
+            };
             match self.history_dates.parse(&e.at) {
-                Ok(at) => events_of
-                    .entry(e.ticket_id.clone())
-                    .or_default()
-                    .push((at, e)),
+                Ok(at) => events_of.entry(ticket).or_default().push((at, e)),
                 Err(why) => rejected.push((
                     Table::Events,
                     Rejected {
@@ -364,7 +445,7 @@ impl<'a> Normalizer<'a> {
         let mut tickets = TicketsBuilder::default();
         let mut events = EventsBuilder::default();
         for t in &pulled.tickets {
-            let mut history_of = events_of.remove(&t.ticket_id).unwrap_or_default();
+            let mut history_of = events_of.remove(t.ticket_id.as_str()).unwrap_or_default();
             history_of.sort_by(|a, b| (a.0, &a.1.event_id).cmp(&(b.0, &b.1.event_id)));
             match self.ticket(t, &history_of, history) {
                 Ok((ticket, evs)) => {
@@ -386,7 +467,7 @@ impl<'a> Normalizer<'a> {
                         Table::Tickets,
                         Rejected {
                             key: t.ticket_id.clone(),
-                            record: t.record.clone(),
+                            record: t.record.clone().into_value(self.pseudo),
                             reason,
                         },
                     ));
@@ -797,9 +878,77 @@ mod tests {
     }
 
     #[test]
+    fn iso_seconds_reads_as_the_format_does() {
+        let format = "%Y-%m-%d %H:%M:%S";
+        for text in [
+            "2025-03-30 02:30:00",
+            "2024-02-29 23:59:59",
+            "0999-01-01 00:00:00",
+            "2025-02-29 10:00:00",
+            "2025-13-01 10:00:00",
+            "2025-01-01 24:00:00",
+            "2025-01-01 10:00:60",
+            "2025-1-05 09:00:00",
+            "2025-01-05T09:00:00",
+            "2025-01-05 09:00",
+            "2025-01-0a 09:00:00",
+            "+2025-01-05 09:00:0",
+        ] {
+            // what the fast path reads is what the format reads; the rest goes to the format
+            let chrono = NaiveDateTime::parse_from_str(text, format).ok();
+            if let Some(fast) = iso_seconds(text) {
+                assert_eq!(Some(fast), chrono, "{text}");
+            }
+        }
+        assert_eq!(iso_seconds("2025-02-29 10:00:00"), None);
+        assert_eq!(iso_seconds("2025-1-05 09:00:00"), None);
+        assert_eq!(
+            iso_seconds("2024-02-29 23:59:59"),
+            chrono::NaiveDate::from_ymd_opt(2024, 2, 29)
+                .unwrap()
+                .and_hms_opt(23, 59, 59)
+        );
+        // through LocalDates: a time skipped in spring reads one hour later
+        let d = LocalDates::new(chrono_tz::Europe::Paris, format);
+        assert_eq!(d.parse("2025-03-30 02:30:00"), Ok(1_743_298_200_000_000));
+        assert_eq!(d.parse("2025-01-05 09:00:00"), Ok(1_736_064_000_000_000));
+        assert!(
+            d.parse("2025-02-29 10:00:00")
+                .unwrap_err()
+                .contains("does not match")
+        );
+    }
+
+    #[test]
+    fn a_kept_record_is_pseudonymised_when_quarantined() {
+        let pseudo = crate::pseudonym::Pseudonymizer::new(b"k");
+        let text = serde_json::value::RawValue::from_string(
+            r#"{"ref":"R-1","caller_id_friendlyname":"Alice Martin","agent_id":0,"n":3}"#.into(),
+        )
+        .unwrap();
+        let record = Record::Json {
+            text,
+            identities: &["caller_id_friendlyname", "agent_id"],
+        };
+        let v = record.into_value(&pseudo);
+        assert_eq!(v["ref"], "R-1");
+        assert_eq!(
+            v["caller_id_friendlyname"],
+            pseudo.pseudonym("Alice Martin").as_str()
+        );
+        assert_eq!(
+            v["agent_id"],
+            pseudo.pseudonym("0").as_str(),
+            "a number is an identity too"
+        );
+        assert_eq!(v["n"], 3);
+    }
+
+    #[test]
     fn teams_give_levels_transfers_and_events() {
         let (s, c) = (source(), Config::default());
-        let n = Normalizer::new(&s, &c, &[]).unwrap();
+        let pseudo = crate::pseudonym::Pseudonymizer::new(b"k");
+        let n = Normalizer::new(&s, &c, &[], &pseudo).unwrap();
         assert_eq!(n.team("lyon-n1"), (1, false));
         assert_eq!(n.team("Lyon N3"), (3, false));
         assert_eq!(

@@ -169,7 +169,7 @@ async fn pull_locked(
         let tickets_read = pulled.tickets.len() as u64;
         let events_read = pulled.events.len() as u64;
         let history_unavailable = pulled.history_unavailable.clone();
-        let mut normalizer = Normalizer::new(source, config, defaults)?;
+        let mut normalizer = Normalizer::new(source, config, defaults, &pseudo)?;
         if let Some(f) = history_format {
             normalizer = normalizer.with_history_format(f);
         }

@@ -1,0 +1,244 @@
+//! Borrowing JSON reading for the connectors' answers.
+//!
+//! A pull decodes hundreds of megabytes of answers. Parsing them into `serde_json::Value`
+//! trees allocates every key and string, and the connectors then copied most of them
+//! again. Here the answer is read straight into the few shapes the connectors need, with
+//! text borrowed from the answer's bytes wherever it has no escapes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// A JSON value read as text, as the sources mean it: iTop and GLPI send numbers as
+/// strings, but not always. Numbers and booleans become their JSON text; null, arrays
+/// and objects become `None` (they are never a field's value here).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Text<'a>(pub Option<Cow<'a, str>>);
+
+impl<'a> Text<'a> {
+    /// The text, if the value had one.
+    pub fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// The text, if the value had one and it is not empty.
+    pub fn non_empty(&self) -> Option<&str> {
+        self.get().filter(|s| !s.is_empty())
+    }
+
+    /// The text, owned.
+    pub fn owned(&self) -> Option<String> {
+        self.get().map(str::to_string)
+    }
+
+    /// The value as JSON (a string or null), for a quarantined record.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self.get() {
+            Some(s) => serde_json::Value::String(s.to_string()),
+            None => serde_json::Value::Null,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextVisitor(std::marker::PhantomData))
+    }
+}
+
+struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+    type Value = Text<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+        Ok(Text(Some(Cow::Borrowed(v))))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
+        Ok(Text(Some(Cow::Owned(v))))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Text<'a>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Text<'a>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Text<'a>, E> {
+        // the text `serde_json::Value` gives the same number
+        Ok(Text(
+            serde_json::Number::from_f64(v).map(|n| Cow::Owned(n.to_string())),
+        ))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Text<'a>, E> {
+        Ok(Text(Some(Cow::Borrowed(if v { "true" } else { "false" }))))
+    }
+
+    fn visit_unit<E>(self) -> Result<Text<'a>, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_none<E>(self) -> Result<Text<'a>, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Text<'a>, D::Error> {
+        Text::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'a>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Text(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'a>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Text(None))
+    }
+}
+
+/// A JSON object read as (key, text) pairs in the answer's order.
+#[derive(Debug, Clone, Default)]
+pub struct Fields<'a>(pub Vec<(Cow<'a, str>, Text<'a>)>);
+
+impl<'a> Fields<'a> {
+    /// The text of `key` (the last one when a key is repeated, as `serde_json` does).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.get())
+    }
+
+    /// The text of `key`, if not empty.
+    pub fn non_empty(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|s| !s.is_empty())
+    }
+
+    /// The object as JSON (its values as strings or null), for a quarantined record.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_value()))
+                .collect(),
+        )
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor(std::marker::PhantomData))
+    }
+}
+
+struct FieldsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for FieldsVisitor<'a> {
+    type Value = Fields<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'a>, A::Error> {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(24));
+        while let Some((k, v)) = map.next_entry::<Text<'a>, Text<'a>>()? {
+            out.push((k.0.unwrap_or_default(), v));
+        }
+        Ok(Fields(out))
+    }
+}
+
+/// A JSON object's members in the answer's order, values of type `V`.
+#[derive(Debug)]
+pub struct Members<'a, V>(pub Vec<(Cow<'a, str>, V)>);
+
+impl<V> Default for Members<'_, V> {
+    fn default() -> Self {
+        Members(Vec::new())
+    }
+}
+
+impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Members<'a, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(MembersVisitor(std::marker::PhantomData))
+    }
+}
+
+struct MembersVisitor<'a, V>(std::marker::PhantomData<(&'a (), V)>);
+
+impl<'de: 'a, 'a, V: Deserialize<'de>> Visitor<'de> for MembersVisitor<'a, V> {
+    type Value = Members<'a, V>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a, V>, A::Error> {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some((k, v)) = map.next_entry::<Text<'a>, V>()? {
+            out.push((k.0.unwrap_or_default(), v));
+        }
+        Ok(Members(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_reads_scalars_as_value_would() {
+        let f: Fields = serde_json::from_str(
+            r#"{"a":"x","b":12,"c":-3,"d":1.5,"e":true,"f":null,"g":[1,2],"h":{"i":"j"},"k":"caf\u00e9","a":"y"}"#,
+        )
+        .unwrap();
+        assert_eq!(f.get("a"), Some("y"), "the last of a repeated key");
+        assert_eq!(f.get("b"), Some("12"));
+        assert_eq!(f.get("c"), Some("-3"));
+        assert_eq!(f.get("d"), Some("1.5"));
+        assert_eq!(f.get("e"), Some("true"));
+        assert_eq!(f.get("f"), None);
+        assert_eq!(f.get("g"), None);
+        assert_eq!(f.get("h"), None);
+        assert_eq!(f.get("k"), Some("café"), "an escaped string is decoded");
+        assert_eq!(f.get("zz"), None);
+        // borrowed where there is no escape
+        assert!(matches!(f.0[0].1.0, Some(Cow::Borrowed("x"))));
+        assert!(matches!(f.0[8].1.0, Some(Cow::Owned(_))));
+        // the same texts as `str_of` on a `Value`
+        let v: serde_json::Value = serde_json::from_str(r#"{"d":1.5,"b":12}"#).unwrap();
+        assert_eq!(
+            crate::sources::itop::str_of(&v["d"]).as_deref(),
+            Some("1.5")
+        );
+        assert_eq!(f.to_value()["b"], "12");
+    }
+
+    #[test]
+    fn members_in_answer_order() {
+        let m: Option<Members<Fields>> = serde_json::from_str("null").unwrap();
+        assert!(m.is_none());
+        assert!(serde_json::from_str::<Fields>("[1]").is_err());
+        let m: Members<Fields> =
+            serde_json::from_str(r#"{"T::2":{"id":"2"},"T::1":{"id":1}}"#).unwrap();
+        assert_eq!(m.0.len(), 2);
+        assert_eq!(m.0[0].0, "T::2");
+        assert_eq!(m.0[1].1.get("id"), Some("1"));
+    }
+}
