@@ -98,9 +98,6 @@ pub const HISTORY_DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// Ticket ids per history request.
 const HISTORY_CHUNK: usize = 200;
 
-/// Identity fields of a history row (pseudonymised before it goes to the quarantine).
-const HISTORY_IDENTITY_FIELDS: &[&str] = &["user_id", "user_id_friendlyname", "userinfo"];
-
 /// Identity fields of a ticket record (pseudonymised before anything is kept).
 const IDENTITY_FIELDS: &[&str] = &[
     "caller_id",
@@ -455,7 +452,7 @@ impl<'a> Itop<'a> {
                     let what = format!("core/get {op_class}");
                     let body = self.call_raw(&what, &op).await?;
                     let denied = self.decode.time(|| {
-                        let answer: Answer<Fields> =
+                        let answer: Answer<ChangeOp> =
                             serde_json::from_slice(&body).with_context(|| self.not_json(&what))?;
                         match answer.code() {
                             0 => {}
@@ -578,7 +575,7 @@ impl<'a> Itop<'a> {
     pub fn take_history(
         &self,
         op_class: &str,
-        objects: Option<Members<Object<Fields>>>,
+        objects: Option<Members<Object<ChangeOp>>>,
         refs: &HashMap<u64, &str>,
         teams: &HashMap<String, String>,
         pulled: &mut Pulled,
@@ -586,16 +583,15 @@ impl<'a> Itop<'a> {
         let Some(objects) = objects else {
             return;
         };
-        let mut objects = objects.0;
-        objects.sort_by(|a, b| a.0.cmp(&b.0));
-        for (k, obj) in objects {
+        // in the answer's order: the normaliser puts each ticket's history in time order
+        for (k, obj) in objects.0 {
             let fields = obj.fields.unwrap_or_default();
             match self.event(op_class, &obj.key, &fields, refs, teams) {
                 Ok(Some(e)) => pulled.events.push(e),
                 Ok(None) => {}
                 Err(reason) => {
                     let mut record = fields.to_value();
-                    scrub(&mut record, HISTORY_IDENTITY_FIELDS, self.pseudo);
+                    scrub(&mut record, &["user_id_friendlyname"], self.pseudo);
                     pulled.rejected.push((
                         crate::model::Table::Events,
                         crate::lake::validate::Rejected {
@@ -672,17 +668,18 @@ impl<'a> Itop<'a> {
         &self,
         op_class: &str,
         key: &Text,
-        f: &Fields,
+        f: &ChangeOp,
         refs: &HashMap<u64, &str>,
         teams: &HashMap<String, String>,
     ) -> std::result::Result<Option<RawEvent>, String> {
-        let id = key.get().or_else(|| f.get("id")).ok_or("no id")?;
+        let id = key.get().or_else(|| f.id.get()).ok_or("no id")?;
         let objkey: u64 = f
-            .get("objkey")
+            .objkey
+            .get()
             .and_then(|s| s.parse().ok())
             .ok_or("no objkey")?;
         let ticket_id = refs.get(&objkey).ok_or("not a ticket of this pull")?;
-        let at = f.non_empty("date").ok_or("no date")?;
+        let at = f.date.non_empty().ok_or("no date")?;
         let team = |v: Option<&str>| {
             v.filter(|s| !s.is_empty() && *s != "0")
                 .map(|s| teams.get(s).cloned().unwrap_or_else(|| s.to_string()))
@@ -690,9 +687,9 @@ impl<'a> Itop<'a> {
         let change = if op_class == "CMDBChangeOpCreate" {
             RawChange::Created
         } else {
-            let old = f.get("oldvalue");
-            let new = f.get("newvalue").unwrap_or_default();
-            match f.get("attcode") {
+            let old = f.oldvalue.get();
+            let new = f.newvalue.get().unwrap_or_default();
+            match f.attcode.get() {
                 Some("status") => RawChange::Status(old.map(str::to_string), new.to_string()),
                 Some("team_id") => RawChange::Team(team(old), team(Some(new))),
                 Some("priority") => RawChange::Priority(old.map(str::to_string), new.to_string()),
@@ -705,10 +702,46 @@ impl<'a> Itop<'a> {
             at: at.to_string(),
             change,
             actor: f
-                .non_empty("user_id_friendlyname")
+                .user_id_friendlyname
+                .non_empty()
                 .map(|s| self.pseudo.pseudonym(s)),
             raw: None,
         }))
+    }
+}
+
+/// A change op's fields, those asked for.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ChangeOp<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub date: Text<'a>,
+    #[serde(borrow)]
+    pub objkey: Text<'a>,
+    #[serde(borrow)]
+    pub attcode: Text<'a>,
+    #[serde(borrow)]
+    pub oldvalue: Text<'a>,
+    #[serde(borrow)]
+    pub newvalue: Text<'a>,
+    #[serde(borrow)]
+    pub user_id_friendlyname: Text<'a>,
+}
+
+impl ChangeOp<'_> {
+    /// The fields as JSON, for a quarantined record.
+    fn to_value(&self) -> Value {
+        json!({
+            "id": self.id.to_value(),
+            "date": self.date.to_value(),
+            "objkey": self.objkey.to_value(),
+            "attcode": self.attcode.to_value(),
+            "oldvalue": self.oldvalue.to_value(),
+            "newvalue": self.newvalue.to_value(),
+            "user_id_friendlyname": self.user_id_friendlyname.to_value(),
+        })
     }
 }
 

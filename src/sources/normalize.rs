@@ -7,7 +7,8 @@
 //! agent, actor) are already keyed pseudonyms, and whose `record` (kept for the
 //! quarantine) has its identity fields pseudonymised too.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use arrow::array::RecordBatch;
@@ -144,16 +145,20 @@ pub struct Pulled {
 
 /// Adds up the time a connector spends decoding answers (its calls may be in flight
 /// together; decoding happens on the pulling task, one answer at a time).
+///
+/// It counts the CPU time of the decoding thread, not the time on the wall clock: the
+/// loopback servers of `demo` and of the benchmarks answer from the same process, and a
+/// thread that waits for a core while they work is not decoding.
 #[derive(Debug, Default)]
 pub struct DecodeClock(std::sync::atomic::AtomicU64);
 
 impl DecodeClock {
     /// Runs `f`, counting its time.
     pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
-        let started = std::time::Instant::now();
+        let started = thread_cpu_ns();
         let out = f();
         self.0.fetch_add(
-            started.elapsed().as_nanos() as u64,
+            thread_cpu_ns().saturating_sub(started),
             std::sync::atomic::Ordering::Relaxed,
         );
         out
@@ -162,6 +167,20 @@ impl DecodeClock {
     pub fn total(&self) -> std::time::Duration {
         std::time::Duration::from_nanos(self.0.load(std::sync::atomic::Ordering::Relaxed))
     }
+}
+
+/// CPU time of the calling thread, in ns.
+pub fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write to; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return 0;
+    }
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Canonical batches and the quarantine of one pull.
@@ -386,14 +405,14 @@ impl<'a> Normalizer<'a> {
         table: &BTreeMap<String, String>,
         field: &str,
         v: &str,
-        allowed: &[&str],
-    ) -> Result<String, String> {
+        allowed: &[&'static str],
+    ) -> Result<&'static str, String> {
         let out = table.get(v).map(String::as_str).unwrap_or(v);
-        if allowed.contains(&out) {
-            Ok(out.to_string())
-        } else {
-            Err(format!("unknown {field} '{v}'"))
-        }
+        allowed
+            .iter()
+            .find(|a| **a == out)
+            .copied()
+            .ok_or_else(|| format!("unknown {field} '{v}'"))
     }
 
     fn level_value(table: &BTreeMap<String, String>, field: &str, v: &str) -> Result<u8, String> {
@@ -404,7 +423,7 @@ impl<'a> Normalizer<'a> {
         }
     }
 
-    fn status_value(&self, v: &str) -> Result<String, String> {
+    fn status_value(&self, v: &str) -> Result<&'static str, String> {
         Self::mapped(&self.status, "status", v, values::STATUSES)
     }
 
@@ -412,8 +431,8 @@ impl<'a> Normalizer<'a> {
     /// the returned quarantine with their reason.
     pub fn normalize(&self, pulled: Pulled, history: bool) -> Normalized {
         let mut rejected = pulled.rejected;
-        let mut events_of: HashMap<&str, Vec<(i64, RawEvent)>> = HashMap::new();
-        let ticket_ids: HashSet<&str> = pulled
+        let mut events_of: foldhash::HashMap<&str, Vec<(i64, RawEvent)>> = Default::default();
+        let ticket_ids: foldhash::HashSet<&str> = pulled
             .tickets
             .iter()
             .map(|t| t.ticket_id.as_str())
@@ -493,12 +512,12 @@ impl<'a> Normalizer<'a> {
     }
 
     /// One ticket and its canonical events, or why it cannot be normalised.
-    fn ticket(
-        &self,
-        t: &RawTicket,
-        history: &[(i64, RawEvent)],
+    fn ticket<'t>(
+        &'t self,
+        t: &'t RawTicket,
+        history: &'t [(i64, RawEvent)],
         has_history: bool,
-    ) -> Result<(Ticket, Vec<Event>), String> {
+    ) -> Result<(Ticket<'t>, Vec<Event<'t>>), String> {
         if t.ticket_id.trim().is_empty() {
             return Err("empty ticket id".into());
         }
@@ -506,26 +525,26 @@ impl<'a> Normalizer<'a> {
         let created_at = self
             .date("created_at", &t.created_at)?
             .ok_or("no creation date")?;
-        let raw_service = t.service.clone().ok_or("no service")?;
+        let raw_service = t.service.as_deref().ok_or("no service")?;
         let service = self
             .service
-            .get(&raw_service)
-            .cloned()
-            .unwrap_or(raw_service.clone());
+            .get(raw_service)
+            .map(String::as_str)
+            .unwrap_or(raw_service);
         let scope = self
             .config
             .services
             .iter()
             .find(|s| s.name == service)
-            .map(|s| s.scope.clone())
+            .map(|s| s.scope.as_str())
             .ok_or_else(|| format!("service '{raw_service}' is not in the catalogue (map it in [sources.map.service])"))?;
         let org = match &t.org {
             Some(o) if !o.trim().is_empty() => self
                 .org
                 .get(&o.trim().to_lowercase())
-                .cloned()
+                .map(String::as_str)
                 .ok_or_else(|| format!("unknown org '{o}' (map it in [sources.map.org])"))?,
-            _ => self.source.org.clone(),
+            _ => self.source.org.as_str(),
         };
         let kind = Self::mapped(
             &self.kind,
@@ -546,29 +565,18 @@ impl<'a> Normalizer<'a> {
             None => priority_from(impact.unwrap_or(3), urgency.unwrap_or(3)),
         };
         let channel = match t.channel.as_deref().filter(|s| !s.is_empty()) {
-            Some(c) => self
-                .channel
-                .get(c)
-                .cloned()
-                .unwrap_or_else(|| "other".into()),
-            None => "other".into(),
+            Some(c) => self.channel.get(c).map(String::as_str).unwrap_or("other"),
+            None => "other",
         };
-        let channel = if values::CHANNELS.contains(&channel.as_str()) {
-            channel
-        } else {
+        let Some(channel) = values::CHANNELS.iter().find(|c| **c == channel).copied() else {
             return Err(format!("channel map gives '{channel}', not a channel"));
         };
         let profile = t
             .profile
             .as_deref()
-            .map(|p| {
-                self.profile
-                    .get(p)
-                    .cloned()
-                    .unwrap_or_else(|| p.to_string())
-            })
-            .filter(|p| values::PROFILES.contains(&p.as_str()))
-            .unwrap_or_else(|| "other".into());
+            .map(|p| self.profile.get(p).map(String::as_str).unwrap_or(p))
+            .and_then(|p| values::PROFILES.iter().find(|v| **v == p).copied())
+            .unwrap_or("other");
         let satisfaction = match t
             .satisfaction
             .as_deref()
@@ -601,8 +609,8 @@ impl<'a> Normalizer<'a> {
         };
 
         // the history: status, team changes as assign / escalate / transfer
-        let mut events = Vec::new();
-        let mut team_now: Option<String> = None;
+        let mut events = Vec::with_capacity(history.len() + 1);
+        let mut team_now: Option<&str> = None;
         let mut level = 1u8;
         let mut first_assign: Option<i64> = None;
         let mut last_resolution: Option<i64> = None;
@@ -610,17 +618,23 @@ impl<'a> Normalizer<'a> {
         let mut first_assigned_status: Option<i64> = None;
         let mut reopens = 0u32;
         for (at, e) in history {
-            let mut push =
-                |kind: &'static str, from: Option<String>, to: Option<String>, suffix: &str| {
-                    events.push(Event {
-                        event_id: format!("{}{suffix}", e.event_id),
-                        at: *at,
-                        kind,
-                        from,
-                        to,
-                        actor: e.actor.clone(),
-                    });
-                };
+            let mut push = |kind: &'static str,
+                            from: Option<Cow<'t, str>>,
+                            to: Option<Cow<'t, str>>,
+                            suffix: &str| {
+                events.push(Event {
+                    event_id: if suffix.is_empty() {
+                        Cow::Borrowed(e.event_id.as_str())
+                    } else {
+                        Cow::Owned(format!("{}{suffix}", e.event_id))
+                    },
+                    at: *at,
+                    kind,
+                    from,
+                    to,
+                    actor: e.actor.as_deref(),
+                });
+            };
             match &e.change {
                 RawChange::Created => push("status", None, Some("new".into()), ""),
                 RawChange::Status(from, to) => {
@@ -633,8 +647,7 @@ impl<'a> Normalizer<'a> {
                         .map(|f| self.status_value(f))
                         .transpose()
                         .map_err(|r| format!("history {}: {r}", e.event_id))?;
-                    if to == "resolved"
-                        || (to == "closed" && !matches!(from.as_deref(), Some("resolved")))
+                    if to == "resolved" || (to == "closed" && !matches!(from, Some("resolved")))
                     {
                         last_resolution = Some(*at);
                     }
@@ -644,35 +657,35 @@ impl<'a> Normalizer<'a> {
                     if to == "assigned" {
                         first_assigned_status.get_or_insert(*at);
                     }
-                    if matches!(from.as_deref(), Some("resolved" | "closed"))
-                        && !matches!(to.as_str(), "resolved" | "closed" | "canceled")
+                    if matches!(from, Some("resolved" | "closed"))
+                        && !matches!(to, "resolved" | "closed" | "canceled")
                     {
                         reopens += 1;
                     }
-                    if from.as_deref() == Some(to.as_str()) {
+                    if from == Some(to) {
                         continue;
                     }
-                    push("status", from, Some(to), "");
+                    push("status", from.map(Cow::Borrowed), Some(to.into()), "");
                 }
                 RawChange::Team(_, None) => {}
                 RawChange::Team(_, Some(to)) => {
                     let (to_level, other_desk) = self.team(to);
                     if other_desk {
-                        push("transfer", team_now.clone(), Some(to.clone()), "");
+                        push("transfer", team_now.map(Cow::Borrowed), Some(to.into()), "");
                     } else {
                         if to_level > level {
                             push(
                                 "escalate",
-                                Some(level.to_string()),
-                                Some(to_level.to_string()),
+                                Some(level_text(level)),
+                                Some(level_text(to_level)),
                                 "-escalate",
                             );
                             level = to_level;
                         }
-                        push("assign", None, Some(to.clone()), "");
+                        push("assign", None, Some(to.into()), "");
                         first_assign.get_or_insert(*at);
                     }
-                    team_now = Some(to.clone());
+                    team_now = Some(to);
                 }
                 RawChange::Priority(from, to) => {
                     let to = Self::level_value(&self.priority, "priority", to)
@@ -680,16 +693,11 @@ impl<'a> Normalizer<'a> {
                     let from = from
                         .as_deref()
                         .and_then(|f| Self::level_value(&self.priority, "priority", f).ok());
-                    push(
-                        "priority",
-                        from.map(|f| f.to_string()),
-                        Some(to.to_string()),
-                        "",
-                    );
+                    push("priority", from.map(level_text), Some(level_text(to)), "");
                 }
             }
         }
-        let team = t.team.clone().filter(|s| !s.is_empty());
+        let team = t.team.as_deref().filter(|s| !s.is_empty());
         if let Some(tm) = &team {
             level = level.max(self.team(tm).0.min(3));
         }
@@ -709,23 +717,23 @@ impl<'a> Normalizer<'a> {
             None => None,
         };
         let ticket = Ticket {
-            ticket_id: t.ticket_id.clone(),
+            ticket_id: &t.ticket_id,
             org,
-            desk: self.source.desk.clone(),
+            desk: &self.source.desk,
             service,
             scope,
             kind,
-            category: t.category.clone().filter(|s| !s.is_empty()),
-            subcategory: t.subcategory.clone().filter(|s| !s.is_empty()),
+            category: t.category.as_deref().filter(|s| !s.is_empty()),
+            subcategory: t.subcategory.as_deref().filter(|s| !s.is_empty()),
             impact,
             urgency,
             priority,
             channel,
-            requester: t.requester.clone().unwrap_or_default(),
+            requester: t.requester.as_deref().unwrap_or_default(),
             profile,
             agent: t
                 .agent
-                .clone()
+                .as_deref()
                 .filter(|s| !s.is_empty())
                 .filter(|_| team.is_some()),
             team,
@@ -736,7 +744,7 @@ impl<'a> Normalizer<'a> {
             resolved_at,
             closed_at,
             updated_at,
-            origin: t.origin.clone().filter(|s| !s.is_empty()),
+            origin: t.origin.as_deref().filter(|s| !s.is_empty()),
             satisfaction,
             reopen_count: t
                 .reopen_count
@@ -748,59 +756,60 @@ impl<'a> Normalizer<'a> {
     }
 }
 
-/// A normalised ticket (owned), appended to the builder at once.
-struct Ticket {
-    ticket_id: String,
-    org: String,
-    desk: String,
-    service: String,
-    scope: String,
-    kind: String,
-    category: Option<String>,
-    subcategory: Option<String>,
+/// A normalised ticket (borrowed from the raw one and the rules), appended to the
+/// builder at once.
+struct Ticket<'t> {
+    ticket_id: &'t str,
+    org: &'t str,
+    desk: &'t str,
+    service: &'t str,
+    scope: &'t str,
+    kind: &'static str,
+    category: Option<&'t str>,
+    subcategory: Option<&'t str>,
     impact: Option<u8>,
     urgency: Option<u8>,
     priority: u8,
-    channel: String,
-    requester: String,
-    profile: String,
-    team: Option<String>,
-    agent: Option<String>,
+    channel: &'static str,
+    requester: &'t str,
+    profile: &'static str,
+    team: Option<&'t str>,
+    agent: Option<&'t str>,
     level: u8,
-    status: String,
+    status: &'static str,
     created_at: i64,
     assigned_at: Option<i64>,
     resolved_at: Option<i64>,
     closed_at: Option<i64>,
     updated_at: Option<i64>,
-    origin: Option<String>,
+    origin: Option<&'t str>,
     satisfaction: Option<u8>,
     reopen_count: Option<u32>,
     source_sla_met: Option<bool>,
     effort_minutes: Option<f64>,
 }
 
-impl Ticket {
+impl Ticket<'_> {
     fn fields(&self) -> TicketFields<'_> {
         TicketFields {
-            ticket_id: &self.ticket_id,
-            org: &self.org,
-            desk: &self.desk,
-            service: &self.service,
-            service_scope: &self.scope,
-            kind: &self.kind,
-            category: self.category.as_deref(),
-            subcategory: self.subcategory.as_deref(),
+            ticket_id: self.ticket_id,
+            org: self.org,
+            desk: self.desk,
+            service: self.service,
+            service_scope: self.scope,
+            kind: self.kind,
+            category: self.category,
+            subcategory: self.subcategory,
             impact: self.impact,
             urgency: self.urgency,
             priority: self.priority,
-            channel: &self.channel,
-            requester: &self.requester,
-            requester_profile: &self.profile,
-            team: self.team.as_deref(),
-            agent: self.agent.as_deref(),
+            channel: self.channel,
+            requester: self.requester,
+            requester_profile: self.profile,
+            team: self.team,
+            agent: self.agent,
             level: self.level,
-            status: &self.status,
+            status: self.status,
             created_at: self.created_at,
             assigned_at: self.assigned_at,
             resolved_at: self.resolved_at,
@@ -815,13 +824,24 @@ impl Ticket {
     }
 }
 
-struct Event {
-    event_id: String,
+struct Event<'t> {
+    event_id: Cow<'t, str>,
     at: i64,
     kind: &'static str,
-    from: Option<String>,
-    to: Option<String>,
-    actor: Option<String>,
+    from: Option<Cow<'t, str>>,
+    to: Option<Cow<'t, str>>,
+    actor: Option<&'t str>,
+}
+
+/// A support level or priority (1 … 4) as text.
+fn level_text(n: u8) -> Cow<'static, str> {
+    match n {
+        1 => "1".into(),
+        2 => "2".into(),
+        3 => "3".into(),
+        4 => "4".into(),
+        n => n.to_string().into(),
+    }
 }
 
 /// Replaces the values of identity keys of a JSON record by their pseudonyms.
