@@ -12,7 +12,11 @@
 //!   --months 12`), else a lake of `TICKETLAKE_BENCH_TICKETS` tickets (default 1,000,000)
 //!   generated once into a temporary directory.
 //!
-//! Run: `cargo bench --bench ticketlake` (or `-- calendar`, `-- kpi`, …).
+//! - `pull`: the iTop and GLPI connectors decoding and normalising a whole source served
+//!   by the loopback fixture servers (CPU time of the decoding thread; the servers share
+//!   the process and are not counted).
+//!
+//! Run: `cargo bench --bench ticketlake` (or `-- calendar`, `-- kpi`, `-- pull`, …).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -262,5 +266,87 @@ fn kpis(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, calendar, udf, generator, kpis);
+/// One iTop and one GLPI source of a generated group (40,000 tickets over two years),
+/// served by the loopback fixture servers. Each iteration pulls the whole source through
+/// its connector and normalises it; the time counted is the CPU time of decoding and
+/// normalising (as `pull` logs it), not the servers' nor the wait for their answers.
+fn pull(c: &mut Criterion) {
+    use ticketlake::sources::fixtures::loopback;
+    use ticketlake::sources::fixtures::server::{Accounts, Faults};
+    use ticketlake::sources::normalize::{Normalizer, thread_cpu_ns};
+    use ticketlake::sources::{glpi, itop};
+
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let config = Config::default();
+    let opts = FixtureOptions {
+        tickets: 40_000,
+        ..FixtureOptions::default()
+    };
+    let accounts = Accounts {
+        user: "bench".into(),
+        password: "bench".into(),
+        token: None,
+        app_token: None,
+    };
+    let servers = rt
+        .block_on(loopback::start(
+            &config,
+            opts,
+            b"bench",
+            accounts,
+            Faults::default(),
+        ))
+        .expect("the fixture servers start");
+    let pseudo = ticketlake::pseudonym::Pseudonymizer::new(b"bench");
+    let mut g = c.benchmark_group("pull");
+    g.sample_size(10);
+    for id in ["itop-group", "glpi-lyon"] {
+        let source = servers
+            .sources
+            .iter()
+            .find(|s| s.id == id)
+            .expect("a fixture source");
+        // one pull, untimed, for the number of tickets
+        let pull_once = || {
+            let (pulled, defaults, history) = rt
+                .block_on(async {
+                    match id.starts_with("itop") {
+                        true => anyhow::Ok((
+                            itop::Itop::new(source, &pseudo)?
+                                .pull(None, &|_, _| {})
+                                .await?,
+                            itop::DEFAULTS,
+                            Some(itop::HISTORY_DATE_FORMAT),
+                        )),
+                        false => anyhow::Ok((
+                            glpi::Glpi::new(source, &pseudo)?
+                                .pull(None, &|_, _| {})
+                                .await?,
+                            glpi::DEFAULTS,
+                            None,
+                        )),
+                    }
+                })
+                .expect("the pull");
+            let mut normalizer =
+                Normalizer::new(source, &config, defaults, &pseudo).expect("a normaliser");
+            if let Some(f) = history {
+                normalizer = normalizer.with_history_format(f);
+            }
+            let decode = pulled.decode_time;
+            let started = thread_cpu_ns();
+            let normalized = normalizer.normalize(pulled, true);
+            let normalize = Duration::from_nanos(thread_cpu_ns() - started);
+            (normalized.tickets.num_rows(), decode + normalize)
+        };
+        let (tickets, _) = pull_once();
+        g.throughput(Throughput::Elements(tickets as u64));
+        g.bench_function(format!("decode_and_normalise_{id}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| pull_once().1).sum())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, calendar, udf, generator, kpis, pull);
 criterion_main!(benches);

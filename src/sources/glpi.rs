@@ -34,7 +34,8 @@
 //! | entity `Root > Name` | org (by id or name in `[[orgs]]`; else the source's org) |
 //! | total duration, seconds | effort_minutes |
 
-use std::collections::{HashMap, HashSet};
+// ids and names looked up for every record: the fast hash, not SipHash
+use foldhash::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -400,7 +401,7 @@ impl<'a> Glpi<'a> {
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Pulled> {
         let mut pulled = Pulled::default();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let page = self.source.page_size;
         for deleted in [false, true] {
             let mut start = 0usize;
@@ -444,7 +445,7 @@ impl<'a> Glpi<'a> {
             .iter()
             .map(|t| t.ticket_id.as_str())
             .collect();
-        let mut satisfaction: HashMap<String, String> = HashMap::new();
+        let mut satisfaction: HashMap<String, String> = HashMap::default();
         let mut start = 0usize;
         loop {
             let path = format!("TicketSatisfaction/?range={start}-{}", start + page - 1);
@@ -532,6 +533,7 @@ impl<'a> Glpi<'a> {
         let answer: SearchAnswer =
             serde_json::from_slice(body).with_context(|| self.not_json("search/Ticket"))?;
         let rows = answer.data.unwrap_or_default();
+        pulled.tickets.reserve(rows.len());
         for raw in &rows {
             match serde_json::from_str::<Fields>(raw.get()) {
                 Ok(f) => {

@@ -34,7 +34,10 @@
 //! | `user_satisfaction` 1 … 4 (only with `fields.satisfaction`, since stock iTop cannot tell "not answered" from "very satisfied") | 5, 4, 2, 1 |
 //! | team name | level (`…n1`/`n2`/`n3`, catalogue owner teams level 2) |
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// ids and names looked up for every record: the fast hash, not SipHash
+use foldhash::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -376,7 +379,7 @@ impl<'a> Itop<'a> {
         let mut total = 0u64;
         for class in &self.source.classes {
             let mut cursor: Option<u64> = None;
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = HashSet::default();
             loop {
                 let mut key = format!("SELECT {class}");
                 let mut conds = Vec::new();
@@ -484,7 +487,7 @@ impl<'a> Itop<'a> {
     /// Team id → name (ids stand for themselves when teams cannot be read).
     async fn teams(&self) -> Result<HashMap<String, String>> {
         let op = json!({"operation": "core/get", "class": "Team", "key": "SELECT Team", "output_fields": "id,name"});
-        let mut out = HashMap::new();
+        let mut out = HashMap::default();
         match self.call("core/get Team", &op).await? {
             Ok(v) => {
                 if let Some(Value::Object(objects)) = v.get("objects") {
@@ -510,12 +513,13 @@ impl<'a> Itop<'a> {
         &self,
         class: &str,
         objects: Option<Members<Object<&RawValue>>>,
-        seen: &mut std::collections::HashSet<u64>,
+        seen: &mut HashSet<u64>,
         pulled: &mut Pulled,
     ) -> Option<TicketsPage> {
         let mut objects = objects?.0;
         // in key order, as before (the answer's order is iTop's)
         objects.sort_by(|a, b| a.0.cmp(&b.0));
+        pulled.tickets.reserve(objects.len());
         let mut page = TicketsPage {
             objects: objects.len(),
             lowest: None,

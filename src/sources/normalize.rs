@@ -647,8 +647,7 @@ impl<'a> Normalizer<'a> {
                         .map(|f| self.status_value(f))
                         .transpose()
                         .map_err(|r| format!("history {}: {r}", e.event_id))?;
-                    if to == "resolved" || (to == "closed" && !matches!(from, Some("resolved")))
-                    {
+                    if to == "resolved" || (to == "closed" && !matches!(from, Some("resolved"))) {
                         last_resolution = Some(*at);
                     }
                     if to == "closed" {
