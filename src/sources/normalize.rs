@@ -477,7 +477,7 @@ impl<'a> Normalizer<'a> {
                             kind: e.kind,
                             from_value: e.from.as_deref(),
                             to_value: e.to.as_deref(),
-                            actor: e.actor.as_deref(),
+                            actor: e.actor,
                         });
                     }
                 }
@@ -814,7 +814,7 @@ impl Ticket<'_> {
             resolved_at: self.resolved_at,
             closed_at: self.closed_at,
             updated_at: self.updated_at,
-            origin: self.origin.as_deref(),
+            origin: self.origin,
             satisfaction: self.satisfaction,
             reopen_count: self.reopen_count,
             source_sla_met: self.source_sla_met,
