@@ -4,8 +4,10 @@
 //! connector, so iTop, GLPI and files follow the same rules.
 //!
 //! Connectors hand over [`RawTicket`]s and [`RawEvent`]s whose identities (requester,
-//! agent, actor) are already keyed pseudonyms, and whose `record` (kept for the
-//! quarantine) has its identity fields pseudonymised too.
+//! agent, actor) are already keyed pseudonyms. A ticket's `record` (kept for the
+//! quarantine) is either pseudonymised already or the source's JSON text with the names
+//! of its identity keys ([`Record`]); the normaliser pseudonymises those when the record
+//! goes to the quarantine, so nothing unpseudonymised leaves this stage.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -658,9 +658,22 @@ async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_
         ev.contains("\"key\":\"99999\"") && ev.contains("'yesterday' does not match"),
         "{ev}"
     );
-    // identities are pseudonymised in the quarantine too
+    // identities are pseudonymised in the quarantine too, and the records are kept
     assert!(
         !q.contains("lyon-user-") && !ev.contains("lyon-user-") && !q.contains("agent-"),
+        "{q}"
+    );
+    // the four the normaliser rejected keep GLPI's search row (the fifth, rejected by
+    // the lake's checks, its canonical row)
+    let source_rows: Vec<_> = lines
+        .iter()
+        .filter(|l| l["record"]["2"].is_number())
+        .collect();
+    assert_eq!(source_rows.len(), 4, "{q}");
+    assert!(
+        source_rows.iter().all(|l| l["record"]["4"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("p_"))),
         "{q}"
     );
     // counted, and everything else landed
@@ -695,6 +708,65 @@ async fn bad_records_go_to_the_quarantine_with_their_reason_and_nothing_else_is_
     assert_eq!(
         scalar(&lake, "select count(*) from tickets").await,
         total as i64 - 4
+    );
+}
+
+#[tokio::test]
+async fn an_itop_ticket_that_cannot_be_read_is_quarantined_with_its_record_pseudonymised() {
+    use serde_json::json;
+    let lb = servers(400, 2, 9, Faults::default()).await;
+    let (_, srv) = lb.itop.iter().find(|(id, _)| id == "itop-group").unwrap();
+    let (bad, caller) = srv.with_data(|d| {
+        let t = d
+            .objects
+            .iter_mut()
+            .find(|o| o.class == "UserRequest" && o.fields["caller_id_friendlyname"] != "")
+            .unwrap();
+        t.fields.insert("status".into(), json!("bogus"));
+        (
+            t.fields["ref"].as_str().unwrap().to_string(),
+            t.fields["caller_id_friendlyname"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let mut c = with_sources(&lb);
+    c.sources.retain(|s| s.id == "itop-group");
+    let reports = pull::pull(&lake, &c, &secret(9), &PullOptions::default(), &Silent)
+        .await
+        .unwrap();
+    let q =
+        std::fs::read_to_string(dir.path().join("_quarantine/itop-group/tickets.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = q
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{q}");
+    assert_eq!(lines[0]["key"], bad.as_str());
+    assert_eq!(lines[0]["reason"], "unknown status 'bogus'");
+    // the fields as iTop sent them, the identities as pseudonyms
+    let record = &lines[0]["record"];
+    assert_eq!(record["ref"], bad.as_str());
+    assert_eq!(record["status"], "bogus");
+    let pseudo = ticketlake::pseudonym::Pseudonymizer::new(&secret(9));
+    assert_eq!(
+        record["caller_id_friendlyname"],
+        pseudo.pseudonym(&caller).as_str()
+    );
+    assert!(!q.contains(&caller), "{q}");
+    // its history goes with it; the rest landed
+    assert_eq!(
+        reports[0].counts.quarantined,
+        1 + std::fs::read_to_string(dir.path().join("_quarantine/itop-group/events.jsonl"))
+            .map(|e| e.lines().count() as u64)
+            .unwrap_or(0)
+    );
+    assert_eq!(
+        scalar(&lake, "select count(*) from tickets").await,
+        reports[0].tickets_read as i64 - 1
     );
 }
 

@@ -167,16 +167,19 @@ async fn credentials_and_identities_never_reach_the_output_or_the_lake() {
     assert_eq!(lake.sources().await.unwrap().len(), 8);
     let rows = lake_text(&lake).await;
     assert!(rows.len() > 10_000);
-    let mut files = String::new();
-    for sub in ["_state", "_quarantine"] {
-        if let Ok(entries) = std::fs::read_dir(lake_dir.join(sub)) {
-            for e in entries.flatten() {
-                if e.path().is_file() {
-                    files.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-                }
+    // every file under them (the quarantine is `_quarantine/<source>/<table>.jsonl`)
+    fn read_all(dir: &Path, into: &mut String) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                read_all(&e.path(), into);
+            } else {
+                into.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
             }
         }
     }
+    let mut files = String::new();
+    read_all(&lake_dir.join("_state"), &mut files);
+    read_all(&lake_dir.join("_quarantine"), &mut files);
     for (what, text) in [
         ("output", &printed),
         ("lake rows", &rows),
