@@ -38,7 +38,8 @@ pub fn check(
     history_format: Option<&str>,
     pulled: Pulled,
 ) {
-    let mut normalizer = Normalizer::new(source, config(), defaults).expect("a normaliser");
+    let mut normalizer =
+        Normalizer::new(source, config(), defaults, pseudo()).expect("a normaliser");
     if let Some(f) = history_format {
         normalizer = normalizer.with_history_format(f);
     }

@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 use ticketlake::sources::config::SourceConfig;
 use ticketlake::sources::glpi::{self, Glpi};
-use ticketlake::sources::itop::str_of;
 use ticketlake::sources::normalize::Pulled;
 
 /// The client, made once: building its HTTP client loads the system's root
@@ -42,26 +39,24 @@ teams = { "Support N2" = { level = 2 }, "Support groupe" = { other_desk = true }
 fuzz_target!(|data: &[u8]| {
     let [search, trash, logs, surveys] = common::parts::<4>(data);
     let (source, g) = glpi();
-    let mut rows = Vec::new();
-    let mut seen = HashSet::new();
-    for (body, deleted) in [(search, false), (trash, true)] {
-        if let Ok(v) = serde_json::from_slice::<Value>(body) {
-            glpi::take_rows(&v, deleted, &mut seen, &mut rows);
-        }
-    }
-    let ids: HashSet<String> = rows.iter().filter_map(|(r, _)| str_of(&r["2"])).collect();
-    let mut satisfaction = HashMap::new();
-    if let Ok(v) = serde_json::from_slice::<Value>(surveys) {
-        glpi::take_satisfaction(&v, &ids, &mut satisfaction);
-    }
     let mut pulled = Pulled::default();
-    for (row, deleted) in &rows {
-        pulled.tickets.push(g.ticket(row, *deleted, &satisfaction));
+    let mut seen = Default::default();
+    for (body, deleted) in [(search, false), (trash, true)] {
+        let _ = g.take_rows(body, deleted, &mut seen, &mut pulled);
     }
-    if let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(logs)
-        && let Some(first) = pulled.tickets.first().map(|t| t.ticket_id.clone())
-    {
-        g.events(&first, items, &mut pulled);
+    let ids = pulled
+        .tickets
+        .iter()
+        .map(|t| t.ticket_id.as_str())
+        .collect();
+    let mut satisfaction = Default::default();
+    let _ = g.take_surveys(surveys, &ids, &mut satisfaction);
+    drop(ids);
+    for t in &mut pulled.tickets {
+        t.satisfaction = satisfaction.remove(&t.ticket_id);
+    }
+    if let Some(first) = pulled.tickets.first().map(|t| t.ticket_id.clone()) {
+        let _ = g.events(&first, &[logs], &mut pulled);
     }
     common::check(source, glpi::DEFAULTS, None, pulled);
 });

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -43,22 +42,22 @@ fuzz_target!(|data: &[u8]| {
     let (source, itop) = itop();
     let mut pulled = Pulled::default();
     let mut ids = Vec::new();
-    let mut seen = HashSet::new();
-    if let Ok(Ok(v)) = itop::parse_answer(tickets)
-        && let Some(page) = itop.take_tickets("UserRequest", &v, &mut seen, &mut pulled)
+    let mut seen = Default::default();
+    if let Ok((Some(page), _)) =
+        itop.decode_tickets("UserRequest", "core/get", tickets, &mut seen, &mut pulled)
     {
         assert!(page.ids.len() <= page.objects);
         ids = page.ids;
     }
-    let refs: HashMap<u64, &str> = ids.iter().map(|(i, r)| (*i, r.as_str())).collect();
-    let teams = HashMap::from([("7".to_string(), "Support groupe N2".to_string())]);
+    let refs = ids.iter().map(|(i, r)| (*i, r.as_str())).collect();
+    let teams = [("7".to_string(), "Support groupe N2".to_string())]
+        .into_iter()
+        .collect();
     for (op_class, body) in [
         ("CMDBChangeOpCreate", creates),
         ("CMDBChangeOpSetAttributeScalar", changes),
     ] {
-        if let Ok(Ok(v)) = itop::parse_answer(body) {
-            itop.take_history(op_class, &v, &refs, &teams, &mut pulled);
-        }
+        let _ = itop.decode_history(op_class, "core/get", body, &refs, &teams, &mut pulled);
     }
     common::check(
         source,

@@ -454,11 +454,9 @@ impl<'a> Glpi<'a> {
             let path = format!("TicketSatisfaction/?range={start}-{}", start + page - 1);
             let (body, range) = self.get_body("TicketSatisfaction", &path, token).await?;
             let Some(body) = body else { break };
-            let n = self.decode.time(|| {
-                let surveys: Vec<Survey> = self.list("TicketSatisfaction", &body)?;
-                take_satisfaction(&surveys, &ids, &mut satisfaction);
-                anyhow::Ok(surveys.len())
-            })?;
+            let n = self
+                .decode
+                .time(|| self.take_surveys(&body, &ids, &mut satisfaction))?;
             start += page;
             let total = range
                 .as_deref()
@@ -574,6 +572,30 @@ impl<'a> Glpi<'a> {
         Ok((rows.len(), total))
     }
 
+    /// Takes the answered surveys of the tickets in `ids` from one `TicketSatisfaction`
+    /// answer (its body): the number of items in it.
+    pub fn take_surveys(
+        &self,
+        body: &[u8],
+        ids: &HashSet<&str>,
+        out: &mut HashMap<String, String>,
+    ) -> Result<usize> {
+        let surveys: Vec<Survey> = self.list("TicketSatisfaction", body)?;
+        for s in &surveys {
+            let Some(t) = s.tickets_id.get() else {
+                continue;
+            };
+            let answered = s.date_answered.non_empty().is_some();
+            if answered
+                && ids.contains(t)
+                && let Some(x) = s.satisfaction_scaled_to_5.get().or(s.satisfaction.get())
+            {
+                out.insert(t.to_string(), x.to_string());
+            }
+        }
+        Ok(surveys.len())
+    }
+
     /// One search row (keyed by search-option id) as a raw ticket, without its
     /// satisfaction; `deleted` rows come from the trash.
     pub fn ticket(&self, raw: &RawValue, f: &Fields, deleted: bool) -> RawTicket {
@@ -632,15 +654,15 @@ impl<'a> Glpi<'a> {
 
     /// One ticket's `Log` rows (its answer pages) as raw events, in time order; a row
     /// that cannot be read goes to the quarantine.
-    pub fn events(
+    pub fn events<B: AsRef<[u8]>>(
         &self,
         ticket_id: &str,
-        pages: &[bytes::Bytes],
+        pages: &[B],
         pulled: &mut Pulled,
     ) -> Result<()> {
         let mut items: Vec<LogRow> = Vec::new();
         for page in pages {
-            items.extend(self.list::<LogRow>("Ticket Log", page)?);
+            items.extend(self.list::<LogRow>("Ticket Log", page.as_ref())?);
         }
         let number = |t: &Text| t.get().and_then(|s| s.parse::<i64>().ok());
         fn key<'r>(v: &'r LogRow) -> (&'r str, u64) {
@@ -761,26 +783,6 @@ pub struct Survey<'a> {
     pub satisfaction_scaled_to_5: Text<'a>,
     #[serde(borrow, default)]
     pub satisfaction: Text<'a>,
-}
-
-/// Takes the answered surveys of the tickets in `ids`.
-pub fn take_satisfaction(
-    surveys: &[Survey],
-    ids: &HashSet<&str>,
-    out: &mut HashMap<String, String>,
-) {
-    for s in surveys {
-        let Some(t) = s.tickets_id.get() else {
-            continue;
-        };
-        let answered = s.date_answered.non_empty().is_some();
-        if answered
-            && ids.contains(t)
-            && let Some(x) = s.satisfaction_scaled_to_5.get().or(s.satisfaction.get())
-        {
-            out.insert(t.to_string(), x.to_string());
-        }
-    }
 }
 
 /// `"name (12)"` → `"name"`.

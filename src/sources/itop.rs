@@ -397,13 +397,12 @@ impl<'a> Itop<'a> {
                     "output_fields": self.output_fields(class), "limit": self.source.page_size, "page": 1});
                 let what = format!("core/get {class}");
                 let body = self.call_raw(&what, &op).await?;
-                let page = self.decode.time(|| {
-                    let answer = self.objects::<&RawValue>(&what, &body)?;
-                    if cursor.is_none() {
-                        total += answer.found();
-                    }
-                    anyhow::Ok(self.take_tickets(class, answer.objects, &mut seen, &mut pulled))
-                })?;
+                let (page, found) = self
+                    .decode
+                    .time(|| self.decode_tickets(class, &what, &body, &mut seen, &mut pulled))?;
+                if cursor.is_none() {
+                    total += found;
+                }
                 let Some(page) = page else {
                     break;
                 };
@@ -455,23 +454,7 @@ impl<'a> Itop<'a> {
                     let what = format!("core/get {op_class}");
                     let body = self.call_raw(&what, &op).await?;
                     let denied = self.decode.time(|| {
-                        let answer: Answer<ChangeOp> =
-                            serde_json::from_slice(&body).with_context(|| self.not_json(&what))?;
-                        match answer.code() {
-                            0 => {}
-                            1 => return anyhow::Ok(answer.message.owned()),
-                            code => {
-                                return Err(self.fail(
-                                    &what,
-                                    ItopError {
-                                        code,
-                                        message: answer.message.owned().unwrap_or_default(),
-                                    },
-                                ));
-                            }
-                        }
-                        self.take_history(op_class, answer.objects, &refs, &teams, &mut pulled);
-                        Ok(None)
+                        self.decode_history(op_class, &what, &body, &refs, &teams, &mut pulled)
                     })?;
                     if let Some(why) = denied {
                         pulled.history_unavailable = Some(why);
@@ -507,9 +490,58 @@ impl<'a> Itop<'a> {
         Ok(out)
     }
 
-    /// Decodes one `core/get` answer's objects, tickets of `class`, into `pulled` (a
-    /// ticket seen on an earlier page is skipped); `None` when the answer has no objects.
-    pub fn take_tickets(
+    /// Decodes one answer (its body) to a `core/get` of tickets of `class` into
+    /// `pulled`: the page (`None` when the answer has no objects) and the answer's
+    /// `Found: N`. A ticket seen on an earlier page is skipped.
+    pub fn decode_tickets(
+        &self,
+        class: &str,
+        what: &str,
+        body: &[u8],
+        seen: &mut HashSet<u64>,
+        pulled: &mut Pulled,
+    ) -> Result<(Option<TicketsPage>, u64)> {
+        let answer = self.objects::<&RawValue>(what, body)?;
+        let found = answer.found();
+        Ok((
+            self.take_tickets(class, answer.objects, seen, pulled),
+            found,
+        ))
+    }
+
+    /// Decodes one answer (its body) to a `core/get` of change ops (`op_class`) of the
+    /// tickets in `refs` (iTop id → ref) into `pulled`; `Some(why)` when the account may
+    /// not read them.
+    pub fn decode_history(
+        &self,
+        op_class: &str,
+        what: &str,
+        body: &[u8],
+        refs: &HashMap<u64, &str>,
+        teams: &HashMap<String, String>,
+        pulled: &mut Pulled,
+    ) -> Result<Option<String>> {
+        let answer: Answer<ChangeOp> =
+            serde_json::from_slice(body).with_context(|| self.not_json(what))?;
+        match answer.code() {
+            0 => {}
+            1 => return Ok(answer.message.owned()),
+            code => {
+                return Err(self.fail(
+                    what,
+                    ItopError {
+                        code,
+                        message: answer.message.owned().unwrap_or_default(),
+                    },
+                ));
+            }
+        }
+        self.take_history(op_class, answer.objects, refs, teams, pulled);
+        Ok(None)
+    }
+
+    /// A page's objects, tickets of `class`, into `pulled`.
+    fn take_tickets(
         &self,
         class: &str,
         objects: Option<Members<Object<&RawValue>>>,
@@ -536,15 +568,14 @@ impl<'a> Itop<'a> {
                 .and_then(|raw| Some((raw, serde_json::from_str::<Fields>(raw.get()).ok()?)));
             let (id, (raw, fields)) = match (id, fields) {
                 (Some(id), Some(f)) => (id, f),
-                (id, raw) => {
-                    let record = Record::Json {
-                        text: obj.fields.map_or_else(
-                            || RawValue::from_string("null".into()).expect("JSON"),
-                            RawValue::to_owned,
-                        ),
-                        identities: IDENTITY_FIELDS,
-                    }
-                    .into_value(self.pseudo);
+                (id, parsed) => {
+                    let record = obj.fields.map_or(Value::Null, |raw| {
+                        Record::Json {
+                            text: raw.to_owned(),
+                            identities: IDENTITY_FIELDS,
+                        }
+                        .into_value(self.pseudo)
+                    });
                     pulled.rejected.push((
                         crate::model::Table::Tickets,
                         crate::lake::validate::Rejected {
@@ -552,7 +583,7 @@ impl<'a> Itop<'a> {
                             record: json!({"key": obj.key.to_value(), "fields": record}),
                             reason: if id.is_none() {
                                 format!("object '{k}' has no numeric key")
-                            } else if raw.is_none() && obj.fields.is_some() {
+                            } else if parsed.is_none() && obj.fields.is_some() {
                                 format!("object '{k}': its fields are not an object")
                             } else {
                                 format!("object '{k}' has no fields")
@@ -573,10 +604,9 @@ impl<'a> Itop<'a> {
         Some(page)
     }
 
-    /// Decodes one `core/get` answer's objects, change ops (`op_class`) of the tickets
-    /// in `refs` (iTop id → ref), into `pulled`; a row that cannot be read goes to the
+    /// An answer's change ops into `pulled`; a row that cannot be read goes to the
     /// quarantine.
-    pub fn take_history(
+    fn take_history(
         &self,
         op_class: &str,
         objects: Option<Members<Object<ChangeOp>>>,
