@@ -128,16 +128,6 @@ impl<'a> Fields<'a> {
     pub fn non_empty(&self, key: &str) -> Option<&str> {
         self.get(key).filter(|s| !s.is_empty())
     }
-
-    /// The object as JSON (its values as strings or null), for a quarantined record.
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_value()))
-                .collect(),
-        )
-    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
@@ -227,7 +217,8 @@ mod tests {
             crate::sources::itop::str_of(&v["d"]).as_deref(),
             Some("1.5")
         );
-        assert_eq!(f.to_value()["b"], "12");
+        assert_eq!(Text(Some("12".into())).to_value(), "12");
+        assert_eq!(Text(None).to_value(), serde_json::Value::Null);
     }
 
     #[test]
