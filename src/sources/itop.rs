@@ -191,21 +191,22 @@ impl<'a> Itop<'a> {
         )
     }
 
-    /// A `core/get` answer read into objects with fields of type `F`; iTop's error
-    /// codes become messages.
-    fn objects<'b, F: Deserialize<'b>>(&self, what: &str, body: &'b [u8]) -> Result<Answer<'b, F>> {
+    /// A `core/get` answer read into objects with fields of type `F`; an iTop error
+    /// code comes back as `Err(Ok(ItopError))`, like [`Itop::call`].
+    fn objects<'b, F: Deserialize<'b>>(
+        &self,
+        what: &str,
+        body: &'b [u8],
+    ) -> Result<std::result::Result<Answer<'b, F>, ItopError>> {
         let answer: Answer<'b, F> =
             serde_json::from_slice(body).with_context(|| self.not_json(what))?;
-        match answer.code() {
+        Ok(match answer.code() {
             0 => Ok(answer),
-            code => Err(self.fail(
-                what,
-                ItopError {
-                    code,
-                    message: answer.message.owned().unwrap_or_default(),
-                },
-            )),
-        }
+            code => Err(ItopError {
+                code,
+                message: answer.message.owned().unwrap_or_default(),
+            }),
+        })
     }
 
     /// One REST call's answer body, after its HTTP status.
@@ -501,7 +502,9 @@ impl<'a> Itop<'a> {
         seen: &mut HashSet<u64>,
         pulled: &mut Pulled,
     ) -> Result<(Option<TicketsPage>, u64)> {
-        let answer = self.objects::<&RawValue>(what, body)?;
+        let answer = self
+            .objects::<&RawValue>(what, body)?
+            .map_err(|e| self.fail(what, e))?;
         let found = answer.found();
         Ok((
             self.take_tickets(class, answer.objects, seen, pulled),
@@ -521,21 +524,11 @@ impl<'a> Itop<'a> {
         teams: &HashMap<String, String>,
         pulled: &mut Pulled,
     ) -> Result<Option<String>> {
-        let answer: Answer<ChangeOp> =
-            serde_json::from_slice(body).with_context(|| self.not_json(what))?;
-        match answer.code() {
-            0 => {}
-            1 => return Ok(answer.message.owned()),
-            code => {
-                return Err(self.fail(
-                    what,
-                    ItopError {
-                        code,
-                        message: answer.message.owned().unwrap_or_default(),
-                    },
-                ));
-            }
-        }
+        let answer = match self.objects::<ChangeOp>(what, body)? {
+            Ok(answer) => answer,
+            Err(e) if e.code == 1 => return Ok(Some(e.message)),
+            Err(e) => return Err(self.fail(what, e)),
+        };
         self.take_history(op_class, answer.objects, refs, teams, pulled);
         Ok(None)
     }
