@@ -47,6 +47,11 @@ history as (
     from relevant r
     left join ticket_history h
         on h.source = r.source and h.ticket_id = r.ticket_id and h.first_status_at < $end
+        -- a relevant ticket was created before the end, and is not finished, or has no
+        -- updated_at (then no settled_at), or was updated in or after the period (then
+        -- settled at or after it): the same rows, and the row groups of tickets settled
+        -- before the period, or created after it, are skipped
+        and (h.settled_at is null or h.settled_at >= $start) and h.created_at < $end
 ),
 spans as (
     select created_at, unnest(span_from) as from_at, unnest(span_to) as to_at

@@ -18,6 +18,9 @@ with finished as (
         ) as done_at
     from tickets t
     where t.created_at < $end
+        -- done_at is resolved_at when there is one: a ticket resolved before the end is
+        -- not open at the end (skips its other columns while reading)
+        and (t.resolved_at is null or t.resolved_at >= $end)
 ),
 open_at_end as (
     select f.source, f.ticket_id, f.org, f.desk, f.priority, f.created_at, f.assigned_at
@@ -33,6 +36,11 @@ aged as (
             o.created_at, $end), 0) as pending_us
     from open_at_end o
     left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
+        -- a ticket open at the end was created before it and has no settled_at, or one
+        -- at or after the end (done_at is one of the times settled_at is the latest of):
+        -- the same rows, and the row groups of tickets settled before the end, or
+        -- created after it, are skipped
+        and (h.settled_at is null or h.settled_at >= $end) and h.created_at < $end
 ),
 measured as (
     select

@@ -19,5 +19,8 @@ select
     count(h.ticket_id) * 1.0 / count(*) as history_rate
 from created c
 left join ticket_history h on h.source = c.source and h.ticket_id = c.ticket_id
+    -- the same filter on the row's copy of created_at: the same rows, and the row groups
+    -- of other tickets are skipped
+    and h.created_at >= $start and h.created_at < $end
 group by c.source
 order by c.source

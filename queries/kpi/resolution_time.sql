@@ -23,6 +23,9 @@ per_ticket as (
             r.created_at, r.resolved_at), 0) as pending_us
     from resolved r
     left join ticket_history h on h.source = r.source and h.ticket_id = r.ticket_id
+        -- the same filter on the row's copy of resolved_at: the same rows, and the row
+        -- groups of other tickets are skipped
+        and h.resolved_at >= $start and h.resolved_at < $end
 ),
 times as (
     select

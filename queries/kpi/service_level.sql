@@ -21,6 +21,9 @@ resolved_pending as (
             r.created_at, r.resolved_at), 0) as pending_us
     from resolved r
     left join ticket_history h on h.source = r.source and h.ticket_id = r.ticket_id
+        -- the same filter on the row's copy of resolved_at: the same rows, and the row
+        -- groups of other tickets are skipped
+        and h.resolved_at >= $start and h.resolved_at < $end
 ),
 ttr as (
     select
@@ -52,6 +55,9 @@ owned_pending as (
             o.created_at, o.assigned_at), 0) as pending_us
     from owned o
     left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
+        -- the same filter on the row's copy of created_at: the same rows, and the row
+        -- groups of other tickets are skipped
+        and h.created_at >= $start and h.created_at < $end
 ),
 tto as (
     select

@@ -20,6 +20,9 @@ per_ticket as (
             o.created_at, o.assigned_at), 0) as pending_us
     from owned o
     left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
+        -- the same filter on the row's copy of created_at: the same rows, and the row
+        -- groups of other tickets are skipped
+        and h.created_at >= $start and h.created_at < $end
 ),
 times as (
     select

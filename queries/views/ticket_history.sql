@@ -9,6 +9,13 @@
 -- pending_to: likewise the periods it spent `pending`, with the id of the status event
 -- that began each (the view pending_periods lists them). Ties on `at` are ordered by
 -- event_id.
+-- created_at, resolved_at: the ticket's own (as in `tickets`; null when `tickets` has no
+-- such ticket). settled_at: null while the ticket's fields leave it possibly open (its
+-- status is not resolved, closed or canceled; it has no updated_at; or it is resolved or
+-- closed without resolved_at and closed_at); otherwise the latest of its created_at,
+-- resolved_at, closed_at and updated_at. These three let a KPI of one period read only
+-- the rows of the tickets it can concern: the stored rows are in created_at order, and a
+-- filter on them skips whole row groups.
 with intervals as (
     select
         e.source,
@@ -20,26 +27,51 @@ with intervals as (
         lead(e.at) over (partition by e.source, e.ticket_id order by e.at, e.event_id) as next_at
     from events e
     where e.kind = 'status'
+),
+statuses as (
+    select
+        i.source,
+        i.ticket_id,
+        min(i.at) as first_status_at,
+        min(case when i.to_value = 'resolved' then i.at end) as first_resolved_at,
+        max(case
+            when i.from_value in ('resolved', 'closed')
+                and i.to_value not in ('resolved', 'closed', 'canceled') then 1
+            else 0
+        end) = 1 as reopened,
+        array_agg(i.at order by i.at, i.event_id)
+            filter (where i.to_value not in ('resolved', 'closed', 'canceled')) as open_from,
+        array_agg(i.next_at order by i.at, i.event_id)
+            filter (where i.to_value not in ('resolved', 'closed', 'canceled')) as open_to,
+        array_agg(i.event_id order by i.at, i.event_id)
+            filter (where i.to_value = 'pending') as pending_event_id,
+        array_agg(i.at order by i.at, i.event_id)
+            filter (where i.to_value = 'pending') as pending_from,
+        array_agg(i.next_at order by i.at, i.event_id)
+            filter (where i.to_value = 'pending') as pending_to
+    from intervals i
+    group by i.source, i.ticket_id
 )
 select
-    i.source,
-    i.ticket_id,
-    min(i.at) as first_status_at,
-    min(case when i.to_value = 'resolved' then i.at end) as first_resolved_at,
-    max(case
-        when i.from_value in ('resolved', 'closed')
-            and i.to_value not in ('resolved', 'closed', 'canceled') then 1
-        else 0
-    end) = 1 as reopened,
-    array_agg(i.at order by i.at, i.event_id)
-        filter (where i.to_value not in ('resolved', 'closed', 'canceled')) as open_from,
-    array_agg(i.next_at order by i.at, i.event_id)
-        filter (where i.to_value not in ('resolved', 'closed', 'canceled')) as open_to,
-    array_agg(i.event_id order by i.at, i.event_id)
-        filter (where i.to_value = 'pending') as pending_event_id,
-    array_agg(i.at order by i.at, i.event_id)
-        filter (where i.to_value = 'pending') as pending_from,
-    array_agg(i.next_at order by i.at, i.event_id)
-        filter (where i.to_value = 'pending') as pending_to
-from intervals i
-group by i.source, i.ticket_id
+    s.source,
+    s.ticket_id,
+    s.first_status_at,
+    s.first_resolved_at,
+    s.reopened,
+    s.open_from,
+    s.open_to,
+    s.pending_event_id,
+    s.pending_from,
+    s.pending_to,
+    t.created_at,
+    t.resolved_at,
+    case
+        when t.status is null
+            or t.status not in ('resolved', 'closed', 'canceled')
+            or t.updated_at is null
+            or (t.resolved_at is null and t.closed_at is null and t.status <> 'canceled')
+            then null
+        else greatest(t.created_at, t.resolved_at, t.closed_at, t.updated_at)
+    end as settled_at
+from statuses s
+left join tickets t on t.source = s.source and t.ticket_id = s.ticket_id

@@ -1,5 +1,6 @@
-//! Derived tables: what several KPIs would otherwise recompute from `events` on every
-//! query, computed once when the lake is written and stored beside it.
+//! Derived tables: what several KPIs would otherwise recompute from `events` (and
+//! `tickets`) on every query, computed once when the lake is written and stored beside
+//! it.
 //!
 //! ```text
 //! <lake>/_derived/<view>/source=<id>/<fingerprint>/part-0.parquet
@@ -7,16 +8,16 @@
 //!
 //! A derived object is named by the **fingerprint** of what it was computed from: the
 //! paths, sizes and versions (ETag, else modification time) of the source's `events`
-//! objects. A reader takes it only when that fingerprint is the one of the `events` it
-//! lists now, and otherwise computes the view from `events` as before (for that source
-//! only). So the stored rows are never read out of date, whatever wrote the lake, in
+//! and `tickets` objects. A reader takes it only when that fingerprint is the one of the
+//! objects it lists now, and otherwise computes the view from `events` and `tickets` as
+//! before (for that source only). So the stored rows are never read out of date, whatever wrote the lake, in
 //! whatever order, or crashed on the way: a partition rewritten without its derived
 //! object (a writer killed in between, another tool) only costs the reader the view.
 //! Every `LakeWriter::finish` brings the derived objects of all sources up to date, before
 //! the sources' state files move.
 //!
 //! The rows are those of the views of `queries/views/` named in [`VIEWS`], over the
-//! source's `events`: `ticket_history` is computed natively (`history`, checked against
+//! source's `events` and `tickets`: `ticket_history` is computed natively (`history`, checked against
 //! the view by the tests), any other by DataFusion from the view itself.
 
 use std::collections::BTreeMap;
@@ -39,11 +40,13 @@ use super::Lake;
 use crate::lake::ENGINE_URL;
 use crate::model::Table;
 
-/// The views of `queries/views/` that read `events` only, are stored, and the order of
-/// their stored rows. By ticket: sources number their tickets in the order they arrive,
-/// so the tickets of a month hold a narrow range of ids, and a join from them skips the
-/// row groups of other months (DataFusion pushes the join keys' bounds into the scan).
-pub const VIEWS: &[(&str, &str)] = &[("ticket_history", "ticket_id")];
+/// The views of `queries/views/` that read `events` and `tickets` only, are stored, and
+/// the order of their stored rows. By the ticket's creation: a KPI of one period filters
+/// the rows on the ticket's own times (`created_at`, `resolved_at`, `settled_at`), and
+/// the row groups of tickets created long before it, or settled before it, are skipped
+/// on their statistics. (Ticket ids give no such order: the join's bounds on them span
+/// every source's ids at once, and ids do not sort as numbers.)
+pub const VIEWS: &[(&str, &str)] = &[("ticket_history", "created_at, ticket_id")];
 
 /// The folder of a stored view.
 pub fn folder(view: &str) -> String {
@@ -53,13 +56,13 @@ pub fn folder(view: &str) -> String {
 /// Where each source's stored rows of one view stand.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Derived {
-    /// Sources whose stored object matches their events: (source, object).
+    /// Sources whose stored object matches their events and tickets: (source, object).
     pub fresh: Vec<(String, ObjectPath)>,
     /// Sources with events but no matching object: the view computes theirs.
     pub stale: Vec<String>,
 }
 
-/// The fingerprint of a view's definition and a source's `events` objects (from their
+/// The fingerprint of a view's definition and a source's input objects (from their
 /// listing): rows computed by another definition of the view (another version of
 /// ticketlake, `TICKETLAKE_QUERIES`) are not read either.
 fn fingerprint(view_sql: &str, objects: &[ObjectMeta]) -> String {
@@ -87,18 +90,39 @@ fn source_of(path: &ObjectPath) -> Option<String> {
         .find_map(|p| p.as_ref().strip_prefix("source=").map(str::to_string))
 }
 
-/// Each source's `events` objects, by source (sorted by path).
-async fn events_by_source(lake: &Lake) -> Result<BTreeMap<String, Vec<ObjectMeta>>> {
-    let mut out: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
-    for meta in lake.list(&ObjectPath::from(Table::Events.name())).await? {
-        if !meta.location.as_ref().ends_with(".parquet") {
-            continue;
-        }
-        if let Some(source) = source_of(&meta.location) {
-            out.entry(source).or_default().push(meta);
+/// What each source's derived rows are computed from, by source: its `events` objects,
+/// then its `tickets` objects (each sorted by path), for the sources that have events.
+async fn inputs_by_source(lake: &Lake) -> Result<BTreeMap<String, Vec<ObjectMeta>>> {
+    let mut by_table = [BTreeMap::new(), BTreeMap::new()];
+    for (table, out) in [Table::Events, Table::Tickets].iter().zip(&mut by_table) {
+        for meta in lake.list(&ObjectPath::from(table.name())).await? {
+            if !meta.location.as_ref().ends_with(".parquet") {
+                continue;
+            }
+            if let Some(source) = source_of(&meta.location) {
+                out.entry(source)
+                    .or_insert_with(Vec::<ObjectMeta>::new)
+                    .push(meta);
+            }
         }
     }
-    Ok(out)
+    let [mut events, mut tickets] = by_table;
+    for objects in events.values_mut().chain(tickets.values_mut()) {
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+    }
+    for (source, objects) in &mut events {
+        objects.extend(tickets.remove(source).unwrap_or_default());
+    }
+    Ok(events)
+}
+
+/// The objects of `table` among a source's inputs.
+pub fn of_table(objects: &[ObjectMeta], table: Table) -> Vec<&ObjectMeta> {
+    let prefix = format!("{}/", table.name());
+    objects
+        .iter()
+        .filter(|m| m.location.as_ref().starts_with(&prefix))
+        .collect()
 }
 
 /// The stored object a source's fingerprint names (alone in its folder, which readers
@@ -126,11 +150,11 @@ fn view_sql(view: &str) -> Result<String> {
         .with_context(|| format!("no view {view}"))
 }
 
-/// Which sources have stored rows of `view` that match their events (two listings, no
-/// reads).
+/// Which sources have stored rows of `view` that match their events and tickets (three
+/// listings, no reads).
 pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
     let sql = view_sql(view)?;
-    let events = events_by_source(lake).await?;
+    let events = inputs_by_source(lake).await?;
     let stored: std::collections::HashSet<ObjectPath> = lake
         .list(&ObjectPath::from(folder(view)))
         .await?
@@ -153,7 +177,7 @@ pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
 /// rows do not match its events, and removes those of sources without events. Returns
 /// the (view, source) pairs refreshed. Call it under the lake's lock.
 pub async fn refresh(lake: &Lake) -> Result<Vec<(String, String)>> {
-    let events = events_by_source(lake).await?;
+    let events = inputs_by_source(lake).await?;
     let mut refreshed = Vec::new();
     for (view, order) in VIEWS {
         for source in refresh_view(lake, &events, view, order).await? {
@@ -257,28 +281,31 @@ async fn compute(
     let url = Url::parse(ENGINE_URL).expect("valid engine URL");
     ctx.register_object_store(&url, lake.store.clone());
     // the source's partitions: under the lake's lock, the objects just fingerprinted
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let path = datafusion::datasource::listing::ListingTableUrl::parse(format!(
-        "{ENGINE_URL}{}/source={source}/",
-        Table::Events.name()
-    ))?;
-    let config = datafusion::datasource::listing::ListingTableConfig::new(path)
-        .with_listing_options(options)
-        .with_schema(Table::Events.file_schema());
-    let table = datafusion::datasource::listing::ListingTable::try_new(config)?;
-    ctx.register_table("source_events", Arc::new(table))?;
     let quoted = source.replace('\'', "''");
-    let columns: Vec<&str> = Table::Events.columns().iter().map(|c| c.name).collect();
-    let events = format!(
-        "select '{quoted}' as source, {} from source_events",
-        columns.join(", ")
-    );
-    let plan = ctx.state().create_logical_plan(&events).await?;
-    ctx.register_table(
-        "events",
-        Arc::new(datafusion::catalog::view::ViewTable::new(plan, None)),
-    )?;
+    for table in [Table::Events, Table::Tickets] {
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let path = datafusion::datasource::listing::ListingTableUrl::parse(format!(
+            "{ENGINE_URL}{}/source={source}/",
+            table.name()
+        ))?;
+        let config = datafusion::datasource::listing::ListingTableConfig::new(path)
+            .with_listing_options(options)
+            .with_schema(table.file_schema());
+        let listing = datafusion::datasource::listing::ListingTable::try_new(config)?;
+        let raw = format!("source_{}", table.name());
+        ctx.register_table(raw.as_str(), Arc::new(listing))?;
+        let columns: Vec<&str> = table.columns().iter().map(|c| c.name).collect();
+        let rows = format!(
+            "select '{quoted}' as source, {} from {raw}",
+            columns.join(", ")
+        );
+        let plan = ctx.state().create_logical_plan(&rows).await?;
+        ctx.register_table(
+            table.name(),
+            Arc::new(datafusion::catalog::view::ViewTable::new(plan, None)),
+        )?;
+    }
     let df = ctx
         .sql(&format!("select * from ({sql}\n) v order by {order}"))
         .await?;

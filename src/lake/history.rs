@@ -5,7 +5,8 @@
 //! the tickets in a hash table and sorting the events once by (ticket, at, event_id)
 //! takes about a second. The SQL stays the definition: it is what a reader computes when
 //! the stored rows do not match the events, and the tests check that both give the same
-//! rows.
+//! rows. The ticket's own times (`created_at`, `resolved_at`, `settled_at`) come from the
+//! source's `tickets`, and the rows are in `created_at` order.
 
 use std::sync::Arc;
 
@@ -22,9 +23,21 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::Lake;
+use super::derived::of_table;
+use crate::model::Table;
 
 /// Statuses after which a ticket is no longer open.
 const FINISHED: [&str; 3] = ["resolved", "closed", "canceled"];
+
+/// The columns of `tickets` read.
+const TICKET_COLUMNS: [&str; 6] = [
+    "ticket_id",
+    "status",
+    "created_at",
+    "resolved_at",
+    "closed_at",
+    "updated_at",
+];
 
 /// The columns of `events` read.
 const COLUMNS: [&str; 6] = [
@@ -36,26 +49,104 @@ const COLUMNS: [&str; 6] = [
     "to_value",
 ];
 
-/// Reads the status events of a source's `events` objects (the columns needed).
-async fn status_events(lake: &Lake, objects: &[ObjectMeta]) -> Result<Vec<RecordBatch>> {
+/// Reads `columns` of Parquet objects, each batch through `keep` (None: kept whole).
+async fn read(
+    lake: &Lake,
+    objects: &[&ObjectMeta],
+    columns: &[&str],
+    keep: impl Fn(&RecordBatch) -> Result<Option<BooleanArray>>,
+) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for meta in objects {
         let bytes: Bytes = lake.store.get(&meta.location).await?.bytes().await?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .with_context(|| format!("reading {}", meta.location))?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), COLUMNS);
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
         let reader = builder
             .with_projection(mask)
             .with_batch_size(64 * 1024)
             .build()?;
         for batch in reader {
             let batch = batch.with_context(|| format!("reading {}", meta.location))?;
-            let kind = batch
-                .column_by_name("kind")
-                .context("events without kind")?
-                .as_string::<i32>();
-            let keep = arrow::compute::kernels::cmp::eq(kind, &StringArray::new_scalar("status"))?;
-            out.push(arrow::compute::filter_record_batch(&batch, &keep)?);
+            match keep(&batch).with_context(|| format!("reading {}", meta.location))? {
+                Some(keep) => out.push(arrow::compute::filter_record_batch(&batch, &keep)?),
+                None => out.push(batch),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the status events of a source's `events` objects (the columns needed).
+async fn status_events(lake: &Lake, objects: &[&ObjectMeta]) -> Result<Vec<RecordBatch>> {
+    read(lake, objects, &COLUMNS, |batch| {
+        let kind = batch
+            .column_by_name("kind")
+            .context("events without kind")?
+            .as_string::<i32>();
+        Ok(Some(arrow::compute::kernels::cmp::eq(
+            kind,
+            &StringArray::new_scalar("status"),
+        )?))
+    })
+    .await
+}
+
+/// A ticket's own times, as the view's last three columns give them.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    created: i64,
+    resolved: Option<i64>,
+    settled: Option<i64>,
+}
+
+/// The times of each ticket of a source's `tickets` objects, by ticket_id.
+fn ticket_times(batches: &[RecordBatch]) -> Result<foldhash::HashMap<&str, Times>> {
+    let mut out = foldhash::HashMap::default();
+    for b in batches {
+        let column = |n: &str| {
+            b.column_by_name(n)
+                .with_context(|| format!("tickets without {n}"))
+        };
+        let ts = |n: &str| -> Result<&TimestampMicrosecondArray> {
+            Ok(column(n)?.as_primitive::<TimestampMicrosecondType>())
+        };
+        let (id, status) = (
+            column("ticket_id")?.as_string::<i32>(),
+            column("status")?.as_string::<i32>(),
+        );
+        let (created, resolved, closed, updated) = (
+            ts("created_at")?,
+            ts("resolved_at")?,
+            ts("closed_at")?,
+            ts("updated_at")?,
+        );
+        let at = |a: &TimestampMicrosecondArray, r: usize| (!a.is_null(r)).then(|| a.value(r));
+        for r in 0..b.num_rows() {
+            let status = opt(status, r);
+            let (resolved_at, closed_at, updated_at) =
+                (at(resolved, r), at(closed, r), at(updated, r));
+            // the view's `settled_at`
+            let open = match status {
+                None => true,
+                Some(s) => {
+                    !FINISHED.contains(&s)
+                        || updated_at.is_none()
+                        || (resolved_at.is_none() && closed_at.is_none() && s != "canceled")
+                }
+            };
+            let settled = (!open).then(|| {
+                [resolved_at, closed_at, updated_at]
+                    .into_iter()
+                    .flatten()
+                    .fold(created.value(r), i64::max)
+            });
+            // the key is unique in `tickets` (the write contract): the first one stays
+            out.entry(id.value(r)).or_insert(Times {
+                created: created.value(r),
+                resolved: resolved_at,
+                settled,
+            });
         }
     }
     Ok(out)
@@ -102,14 +193,23 @@ impl Lists {
     }
 }
 
-/// The `ticket_history` rows of `source`, in ticket_id order, with `schema` (the view's).
+/// The `ticket_history` rows of `source`, in (created_at, ticket_id) order, with `schema`
+/// (the view's), from the source's `events` and `tickets` objects.
 pub async fn compute(
     lake: &Lake,
     source: &str,
     objects: &[ObjectMeta],
     schema: SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let batches = status_events(lake, objects).await?;
+    let batches = status_events(lake, &of_table(objects, Table::Events)).await?;
+    let tickets = read(
+        lake,
+        &of_table(objects, Table::Tickets),
+        &TICKET_COLUMNS,
+        |_| Ok(None),
+    )
+    .await?;
+    let times = ticket_times(&tickets)?;
     let cols: Vec<_> = batches
         .iter()
         .map(|b| {
@@ -126,9 +226,10 @@ pub async fn compute(
         })
         .collect();
     // every status event as (ticket, at, batch, row), the ticket as a number given in
-    // order of first sight; then the tickets' numbers are replaced by their rank in
-    // ticket_id order, and one sort puts the events in the view's order: by ticket, then
-    // at, then event_id (no allocation per ticket)
+    // order of first sight; then the tickets' numbers are replaced by their rank in the
+    // stored order (created_at, a ticket unknown to `tickets` last, then ticket_id), and
+    // one sort puts the events in the view's order within each ticket: by at, then
+    // event_id (no allocation per ticket)
     let total: usize = cols.iter().map(|c| c.0.len()).sum();
     let mut number: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
     let mut ids: Vec<&str> = Vec::new();
@@ -144,8 +245,9 @@ pub async fn compute(
         }
     }
     drop(number);
+    let created = |id: &str| times.get(id).map_or(i64::MAX, |t| t.created);
     let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
-    by_id.sort_unstable_by_key(|&n| ids[n as usize]);
+    by_id.sort_unstable_by_key(|&n| (created(ids[n as usize]), ids[n as usize]));
     let mut rank = vec![0u32; ids.len()];
     for (k, &n) in by_id.iter().enumerate() {
         rank[n as usize] = k as u32;
@@ -207,6 +309,8 @@ pub async fn compute(
     }
     drop(order);
 
+    let own: Vec<Option<Times>> = ids.iter().map(|id| times.get(id).copied()).collect();
+    drop(times);
     let field = |name: &str| -> Result<FieldRef> {
         Ok(Arc::new(
             schema
@@ -246,6 +350,18 @@ pub async fn compute(
             ts("pending_from", pending_from.into_iter().map(Some).collect())?,
         )?,
         pending_lists.finish(&field("pending_to")?, ts("pending_to", pending_to)?)?,
+        ts(
+            "created_at",
+            own.iter().map(|t| t.map(|t| t.created)).collect(),
+        )?,
+        ts(
+            "resolved_at",
+            own.iter().map(|t| t.and_then(|t| t.resolved)).collect(),
+        )?,
+        ts(
+            "settled_at",
+            own.iter().map(|t| t.and_then(|t| t.settled)).collect(),
+        )?,
     ];
     let all =
         RecordBatch::try_new(schema, columns).context("ticket_history: the columns of the view")?;

@@ -8,8 +8,8 @@
 //! <lake>/_state/<source>.json      watermark, last run, counts
 //! <lake>/_quarantine/<source>/…    rejected records with the reason
 //! <lake>/_lock                     the single writer's lock
-//! <lake>/_derived/pending_periods/source=<id>/part-<fingerprint>.parquet
-//!                                  rows derived from `events` (see `derived`)
+//! <lake>/_derived/ticket_history/source=<id>/<fingerprint>/part-0.parquet
+//!                                  rows derived from `events` and `tickets` (see `derived`)
 //! ```
 
 pub mod derived;

@@ -9,7 +9,7 @@ use ticketlake::lake::Lake;
 use ticketlake::lake::derived;
 use ticketlake::lake::write::LakeWriter;
 use ticketlake::model::Table;
-use ticketlake::sources::batch::{EventFields, EventsBuilder};
+use ticketlake::sources::batch::{EventFields, EventsBuilder, TicketFields, TicketsBuilder};
 
 use super::common::*;
 
@@ -381,4 +381,169 @@ async fn on_a_generated_lake_the_stored_rows_are_the_views() {
         from_stored == from_view,
         "the stored rows differ from the view's"
     );
+}
+
+/// `ticket_history` as (ticket_id, created_at, resolved_at, settled_at) in local time, in
+/// `order`.
+async fn own_times(lake: &Lake, order: &str) -> Vec<String> {
+    let ctx = ticketlake::engine::session(lake, &Config::default())
+        .await
+        .unwrap();
+    let local = |c: &str| {
+        format!(
+            "coalesce(to_char(to_local_time(arrow_cast({c}, 'Timestamp(µs, \"Europe/Paris\")')), \
+             '%Y-%m-%d %H:%M'), '-')"
+        )
+    };
+    let sql = format!(
+        "select ticket_id || ' ' || {} || ' ' || {} || ' ' || {} from ticket_history {order}",
+        local("created_at"),
+        local("resolved_at"),
+        local("settled_at")
+    );
+    let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = arrow::array::AsArray::as_string::<i32>(b.column(0)).clone();
+            (0..arrow::array::Array::len(&c)).map(move |i| c.value(i).to_string())
+        })
+        .collect()
+}
+
+/// Tickets whose own fields settle them, or not, each with one status event; and events
+/// of a ticket `tickets` does not have.
+fn settled_source() -> Vec<SourceData> {
+    let at = |t: &str| Some(paris(t));
+    let mut events = Vec::new();
+    for (id, day) in [
+        ("T1", "2026-04-03"),
+        ("T2", "2026-04-01"),
+        ("T3", "2026-04-02"),
+        ("T4", "2026-04-04"),
+        ("T5", "2026-04-05"),
+        ("X9", "2026-04-01"),
+    ] {
+        history(
+            &mut events,
+            id,
+            &[(&format!("{day} 09:30"), Some("new"), "assigned")],
+        );
+    }
+    vec![SourceData {
+        id: "a",
+        tickets: vec![
+            // closed: the latest of its times
+            TicketFields {
+                status: "closed",
+                resolved_at: at("2026-04-05 10:00"),
+                closed_at: at("2026-04-08 10:00"),
+                updated_at: at("2026-04-08 11:00"),
+                ..ticket("T1", "2026-04-03 09:00")
+            },
+            // resolved without resolved_at or closed_at: it may still be open
+            TicketFields {
+                status: "resolved",
+                updated_at: at("2026-04-02 08:00"),
+                ..ticket("T2", "2026-04-01 09:00")
+            },
+            // canceled: its updated_at
+            TicketFields {
+                status: "canceled",
+                updated_at: at("2026-04-02 12:00"),
+                ..ticket("T3", "2026-04-02 09:00")
+            },
+            // not finished
+            TicketFields {
+                status: "assigned",
+                resolved_at: at("2026-04-04 18:00"),
+                updated_at: at("2026-04-05 08:00"),
+                ..ticket("T4", "2026-04-04 09:00")
+            },
+            // closed without updated_at
+            TicketFields {
+                status: "closed",
+                closed_at: at("2026-04-06 10:00"),
+                ..ticket("T5", "2026-04-05 09:00")
+            },
+        ],
+        events,
+    }]
+}
+
+#[tokio::test]
+async fn stored_rows_carry_the_tickets_own_times_in_creation_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &settled_source()).await;
+    let expected = vec![
+        "T2 2026-04-01 09:00 - -",
+        "T3 2026-04-02 09:00 - 2026-04-02 12:00",
+        "T1 2026-04-03 09:00 2026-04-05 10:00 2026-04-08 11:00",
+        "T4 2026-04-04 09:00 2026-04-04 18:00 -",
+        "T5 2026-04-05 09:00 - -",
+        "X9 - - -",
+    ];
+    assert!(stale(&lake).await.is_empty());
+    // the stored object holds its rows in this order (no `order by`: one file, one
+    // partition)
+    let stored = stored_objects(&lake).await;
+    assert_eq!(stored.len(), 1);
+    let bytes = lake
+        .store
+        .get(&stored[0].as_str().into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let ids: Vec<String> = reader
+        .flat_map(|b| {
+            let b = b.unwrap();
+            let c = arrow::array::AsArray::as_string::<i32>(b.column_by_name("ticket_id").unwrap())
+                .clone();
+            (0..arrow::array::Array::len(&c))
+                .map(|i| c.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(ids, ["T2", "T3", "T1", "T4", "T5", "X9"]);
+    let by_creation = "order by created_at, ticket_id";
+    assert_eq!(own_times(&lake, by_creation).await, expected);
+    // the view over events and tickets gives the same
+    lake.store.delete(&stored[0].as_str().into()).await.unwrap();
+    assert_eq!(stale(&lake).await, vec!["a".to_string()]);
+    assert_eq!(own_times(&lake, by_creation).await, expected);
+}
+
+#[tokio::test]
+async fn a_ticket_rewritten_without_new_events_makes_the_stored_rows_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &settled_source()).await;
+    assert!(stale(&lake).await.is_empty());
+
+    // T4 is resolved and closed: only `tickets` changes, and the writer dies before
+    // bringing the derived rows up to date
+    let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
+    let mut tb = TicketsBuilder::default();
+    tb.append(&TicketFields {
+        status: "closed",
+        resolved_at: Some(paris("2026-04-06 10:00")),
+        closed_at: Some(paris("2026-04-07 10:00")),
+        updated_at: Some(paris("2026-04-07 10:05")),
+        ..ticket("T4", "2026-04-04 09:00")
+    });
+    writer.stage(Table::Tickets, "a", &tb.finish()).unwrap();
+    writer.flush(None).await.unwrap();
+    drop(writer);
+    assert_eq!(stale(&lake).await, vec!["a".to_string()]);
+    let t4 = "T4 2026-04-04 09:00 2026-04-06 10:00 2026-04-07 10:05";
+    let rows = own_times(&lake, "where ticket_id = 'T4'").await;
+    assert_eq!(rows, [t4], "from the view over the new tickets");
+    empty_write(&lake).await;
+    assert!(stale(&lake).await.is_empty());
+    assert_eq!(own_times(&lake, "where ticket_id = 'T4'").await, [t4]);
 }
