@@ -245,9 +245,13 @@ pub async fn compute(
         }
     }
     drop(number);
-    let created = |id: &str| times.get(id).map_or(i64::MAX, |t| t.created);
+    let created: Vec<i64> = ids
+        .iter()
+        .map(|id| times.get(id).map_or(i64::MAX, |t| t.created))
+        .collect();
     let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
-    by_id.sort_unstable_by_key(|&n| (created(ids[n as usize]), ids[n as usize]));
+    by_id.sort_unstable_by_key(|&n| (created[n as usize], ids[n as usize]));
+    drop(created);
     let mut rank = vec![0u32; ids.len()];
     for (k, &n) in by_id.iter().enumerate() {
         rank[n as usize] = k as u32;
@@ -257,6 +261,9 @@ pub async fn compute(
     }
     let ids: Vec<&str> = by_id.iter().map(|&n| ids[n as usize]).collect();
     drop(rank);
+    let own: Vec<Option<Times>> = ids.iter().map(|id| times.get(id).copied()).collect();
+    drop(times);
+    drop(tickets);
     order.sort_unstable_by(|x, y| {
         (x.0, x.1).cmp(&(y.0, y.1)).then_with(|| {
             cols[x.2 as usize]
@@ -309,8 +316,6 @@ pub async fn compute(
     }
     drop(order);
 
-    let own: Vec<Option<Times>> = ids.iter().map(|id| times.get(id).copied()).collect();
-    drop(times);
     let field = |name: &str| -> Result<FieldRef> {
         Ok(Arc::new(
             schema
