@@ -28,6 +28,17 @@ use super::validate::{self, Rejected};
 use crate::engine::localtime::LocalDays;
 use crate::model::Table;
 
+/// Gives the memory the C allocator holds free back to the system. glibc keeps what the
+/// partitions just written freed in its arenas, so a generation of 10M tickets held
+/// 3.7 GB before computing the derived rows, whose own memory came on top.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Rows per Parquet row group: small enough for row-group pruning within a month.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 
@@ -297,6 +308,7 @@ impl LakeWriter {
                 self.summary.partitions += 1;
             }
         }
+        release_free_memory();
         match failed {
             Some(e) => Err(e),
             None => Ok(()),
