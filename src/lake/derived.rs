@@ -320,6 +320,7 @@ async fn compute(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(64 * 1024))
+        .set_data_page_row_count_limit(super::write::PAGE_ROWS)
         .build();
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))?;

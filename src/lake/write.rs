@@ -39,6 +39,10 @@ fn release_free_memory() {
     }
 }
 
+/// Rows per Parquet data page (at most): a month's partition is one row group, and its
+/// pages' statistics (the page index) let a KPI skip parts of it.
+pub const PAGE_ROWS: usize = 4096;
+
 /// Rows per Parquet row group: small enough for row-group pruning within a month.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 
@@ -468,7 +472,7 @@ async fn read_partition(
     Ok((batches, paths))
 }
 
-/// Merges `new` into the partition by key (new rows win), sorts by (instant, key) and
+/// Merges `new` into the partition by key (new rows win), sorts it ([`merge_by_key`]) and
 /// replaces the partition's object, unless nothing changed. Counts the new rows that were
 /// new keys, that replaced a different row, and that were already there as they are.
 async fn write_partition(
@@ -497,6 +501,7 @@ async fn write_partition(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .build();
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, table.file_schema(), Some(props))?;
@@ -575,7 +580,10 @@ fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<Mer
     Ok(counts)
 }
 
-/// One batch with each key once, sorted by (instant, key). For tickets the row with the
+/// One batch with each key once, sorted by (instant, key); tickets by (resolved_at, a
+/// ticket never resolved last, then created_at, key), so that the pages of the tickets
+/// resolved before a period are skipped on their statistics by the KPIs that look for
+/// resolutions in it, or for tickets still open at its end. For tickets the row with the
 /// newest `updated_at` (else `created_at`) wins, so the latest state does not depend on
 /// the order in which batches arrive; on a tie, and for events (which do not change),
 /// the last occurrence wins.
@@ -626,12 +634,29 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             }
         }
     }
-    let mut order: Vec<(i64, &str, (usize, usize))> = latest
-        .into_iter()
-        .map(|(key, (b, r))| (instants[b].value(r), key, (b, r)))
+    let resolved: Vec<Option<_>> = batches
+        .iter()
+        .map(|b| {
+            (table == Table::Tickets).then(|| {
+                b.column_by_name("resolved_at")
+                    .expect("canonical column")
+                    .as_primitive::<TimestampMicrosecondType>()
+            })
+        })
         .collect();
-    order.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let indices: Vec<(usize, usize)> = order.into_iter().map(|(_, _, i)| i).collect();
+    let first = |b: usize, r: usize| -> i64 {
+        match resolved[b] {
+            Some(res) if res.is_valid(r) => res.value(r),
+            Some(_) => i64::MAX,
+            None => 0,
+        }
+    };
+    let mut order: Vec<(i64, i64, &str, (usize, usize))> = latest
+        .into_iter()
+        .map(|(key, (b, r))| (first(b, r), instants[b].value(r), key, (b, r)))
+        .collect();
+    order.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let indices: Vec<(usize, usize)> = order.into_iter().map(|(.., i)| i).collect();
     let columns = (0..schema.fields().len())
         .map(|c| {
             let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();

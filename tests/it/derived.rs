@@ -414,7 +414,6 @@ async fn own_times(lake: &Lake, order: &str) -> Vec<String> {
 /// Tickets whose own fields settle them, or not, each with one status event; and events
 /// of a ticket `tickets` does not have.
 fn settled_source() -> Vec<SourceData> {
-    let at = |t: &str| Some(paris(t));
     let mut events = Vec::new();
     for (id, day) in [
         ("T1", "2026-04-03"),
@@ -430,43 +429,69 @@ fn settled_source() -> Vec<SourceData> {
             &[(&format!("{day} 09:30"), Some("new"), "assigned")],
         );
     }
+    // (id, created, status, resolved_at, closed_at, updated_at)
+    let tickets = [
+        // closed: the latest of its times
+        (
+            "T1",
+            "2026-04-03 09:00",
+            "closed",
+            Some("2026-04-05 10:00"),
+            Some("2026-04-08 10:00"),
+            Some("2026-04-08 11:00"),
+        ),
+        // resolved without resolved_at or closed_at: it may still be open
+        (
+            "T2",
+            "2026-04-01 09:00",
+            "resolved",
+            None,
+            None,
+            Some("2026-04-02 08:00"),
+        ),
+        // canceled: its updated_at
+        (
+            "T3",
+            "2026-04-02 09:00",
+            "canceled",
+            None,
+            None,
+            Some("2026-04-02 12:00"),
+        ),
+        // not finished
+        (
+            "T4",
+            "2026-04-04 09:00",
+            "assigned",
+            Some("2026-04-04 18:00"),
+            None,
+            Some("2026-04-05 08:00"),
+        ),
+        // closed without updated_at
+        (
+            "T5",
+            "2026-04-05 09:00",
+            "closed",
+            None,
+            Some("2026-04-06 10:00"),
+            None,
+        ),
+    ];
     vec![SourceData {
         id: "a",
-        tickets: vec![
-            // closed: the latest of its times
-            TicketFields {
-                status: "closed",
-                resolved_at: at("2026-04-05 10:00"),
-                closed_at: at("2026-04-08 10:00"),
-                updated_at: at("2026-04-08 11:00"),
-                ..ticket("T1", "2026-04-03 09:00")
-            },
-            // resolved without resolved_at or closed_at: it may still be open
-            TicketFields {
-                status: "resolved",
-                updated_at: at("2026-04-02 08:00"),
-                ..ticket("T2", "2026-04-01 09:00")
-            },
-            // canceled: its updated_at
-            TicketFields {
-                status: "canceled",
-                updated_at: at("2026-04-02 12:00"),
-                ..ticket("T3", "2026-04-02 09:00")
-            },
-            // not finished
-            TicketFields {
-                status: "assigned",
-                resolved_at: at("2026-04-04 18:00"),
-                updated_at: at("2026-04-05 08:00"),
-                ..ticket("T4", "2026-04-04 09:00")
-            },
-            // closed without updated_at
-            TicketFields {
-                status: "closed",
-                closed_at: at("2026-04-06 10:00"),
-                ..ticket("T5", "2026-04-05 09:00")
-            },
-        ],
+        tickets: tickets
+            .into_iter()
+            .map(|(id, created, status, resolved, closed, updated)| {
+                let at = |t: Option<&str>| t.map(paris);
+                TicketFields {
+                    status,
+                    resolved_at: at(resolved),
+                    closed_at: at(closed),
+                    updated_at: at(updated),
+                    ..ticket(id, created)
+                }
+            })
+            .collect(),
         events,
     }]
 }

@@ -289,3 +289,85 @@ print(json.dumps([dict(zip(cols, r)) for r in rows]))
     assert!(a.len() > 100, "{} volume rows", a.len());
     assert_eq!(a, b, "DuckDB's volume differs from ticketlake's");
 }
+
+/// A month's tickets are stored in resolution order (never resolved last, then by
+/// creation, then id), in data pages of at most 4,096 rows: the page index lets a KPI
+/// skip the tickets resolved before its period.
+#[tokio::test]
+async fn tickets_are_stored_in_resolution_order_in_small_pages() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+    use object_store::ObjectStoreExt;
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let mut tb = TicketsBuilder::default();
+    let ids: Vec<String> = (0..10_000).map(|n| format!("T{n:05}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        // created one minute apart from 1 April; every third one never resolved, the
+        // others resolved in the reverse order of their creation
+        let created = paris("2026-04-01 08:00") + n as i64 * 60_000_000;
+        let resolved = (n % 3 != 0).then(|| paris("2026-04-30 08:00") - n as i64 * 60_000_000);
+        tb.append(&ticketlake::sources::batch::TicketFields {
+            status: if resolved.is_some() {
+                "resolved"
+            } else {
+                "assigned"
+            },
+            resolved_at: resolved,
+            created_at: created,
+            ticket_id: id,
+            ..ticket("-", "2026-04-01 08:00")
+        });
+    }
+    let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
+    writer.stage(Table::Tickets, "a", &tb.finish()).unwrap();
+    writer.finish().await.unwrap();
+
+    let path = Lake::partition_file(Table::Tickets, "a", "2026-04");
+    let bytes = lake.store.get(&path).await.unwrap().bytes().await.unwrap();
+    let meta = ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Required)
+        .parse_and_finish(&bytes)
+        .unwrap();
+    let pages = meta.offset_index().unwrap()[0][0].page_locations();
+    assert!(pages.len() >= 3, "{} pages for 10,000 rows", pages.len());
+    let firsts: Vec<i64> = pages.iter().map(|p| p.first_row_index).collect();
+    assert!(
+        firsts.windows(2).all(|w| w[1] - w[0] <= 4096) && 10_000 - firsts[firsts.len() - 1] <= 4096,
+        "pages start at {firsts:?}"
+    );
+
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut order = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let id = b
+            .column_by_name("ticket_id")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let res = b
+            .column_by_name("resolved_at")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone();
+        for r in 0..b.num_rows() {
+            order.push((
+                res.is_valid(r).then(|| res.value(r)),
+                id.value(r).to_string(),
+            ));
+        }
+    }
+    // the resolved ones, latest created first (they were resolved first), then the 3,334
+    // never resolved, in creation order
+    let mut expected: Vec<usize> = (0..10_000).rev().filter(|n| n % 3 != 0).collect();
+    expected.extend((0..10_000).filter(|n| n % 3 == 0));
+    let got: Vec<&str> = order.iter().map(|(_, id)| id.as_str()).collect();
+    let want: Vec<&str> = expected.iter().map(|&n| ids[n].as_str()).collect();
+    assert_eq!(got, want);
+    assert_eq!(order.iter().filter(|(r, _)| r.is_none()).count(), 3334);
+}
