@@ -597,16 +597,20 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
                 .as_primitive::<TimestampMicrosecondType>()
         })
         .collect();
-    let updated: Vec<Option<_>> = batches
-        .iter()
-        .map(|b| {
-            (table == Table::Tickets).then(|| {
-                b.column_by_name("updated_at")
-                    .expect("canonical column")
-                    .as_primitive::<TimestampMicrosecondType>()
+    // a timestamp column of every batch, for tickets only
+    let tickets_column = |name: &str| -> Vec<Option<_>> {
+        batches
+            .iter()
+            .map(|b| {
+                (table == Table::Tickets).then(|| {
+                    b.column_by_name(name)
+                        .expect("canonical column")
+                        .as_primitive::<TimestampMicrosecondType>()
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    let updated = tickets_column("updated_at");
     let version = |b: usize, r: usize| -> i64 {
         match updated[b] {
             Some(u) if u.is_valid(r) => u.value(r),
@@ -634,16 +638,7 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             }
         }
     }
-    let resolved: Vec<Option<_>> = batches
-        .iter()
-        .map(|b| {
-            (table == Table::Tickets).then(|| {
-                b.column_by_name("resolved_at")
-                    .expect("canonical column")
-                    .as_primitive::<TimestampMicrosecondType>()
-            })
-        })
-        .collect();
+    let resolved = tickets_column("resolved_at");
     let first = |b: usize, r: usize| -> i64 {
         match resolved[b] {
             Some(res) if res.is_valid(r) => res.value(r),

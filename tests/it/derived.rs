@@ -160,6 +160,11 @@ async fn histories(lake: &Lake) -> Vec<String> {
                || coalesce(arrow_cast(arrow_cast(first_resolved_at, 'Int64'), 'Utf8'), '-') \
                || ' ' || arrow_cast(reopened, 'Utf8') as h \
                from ticket_history order by source, ticket_id";
+    strings(&ctx, sql).await
+}
+
+/// The first column of a query's rows, as strings.
+async fn strings(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<String> {
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     batches
         .iter()
@@ -401,14 +406,7 @@ async fn own_times(lake: &Lake, order: &str) -> Vec<String> {
         local("resolved_at"),
         local("settled_at")
     );
-    let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-    batches
-        .iter()
-        .flat_map(|b| {
-            let c = arrow::array::AsArray::as_string::<i32>(b.column(0)).clone();
-            (0..arrow::array::Array::len(&c)).map(move |i| c.value(i).to_string())
-        })
-        .collect()
+    strings(&ctx, &sql).await
 }
 
 /// Tickets whose own fields settle them, or not, each with one status event; and events
