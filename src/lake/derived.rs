@@ -10,15 +10,15 @@
 //! paths, sizes and versions (ETag, else modification time) of the source's `events`
 //! and `tickets` objects. A reader takes it only when that fingerprint is the one of the
 //! objects it lists now, and otherwise computes the view from `events` and `tickets` as
-//! before (for that source only). So the stored rows are never read out of date, whatever wrote the lake, in
-//! whatever order, or crashed on the way: a partition rewritten without its derived
-//! object (a writer killed in between, another tool) only costs the reader the view.
-//! Every `LakeWriter::finish` brings the derived objects of all sources up to date, before
-//! the sources' state files move.
+//! before (for that source only). So the stored rows are never read out of date,
+//! whatever wrote the lake, in whatever order, or crashed on the way: a partition
+//! rewritten without its derived object (a writer killed in between, another tool) only
+//! costs the reader the view. Every `LakeWriter::finish` brings the derived objects of
+//! all sources up to date, before the sources' state files move.
 //!
 //! The rows are those of the views of `queries/views/` named in [`VIEWS`], over the
-//! source's `events` and `tickets`: `ticket_history` is computed natively (`history`, checked against
-//! the view by the tests), any other by DataFusion from the view itself.
+//! source's `events` and `tickets`: `ticket_history` is computed natively (`history`,
+//! checked against the view by the tests), any other by DataFusion from the view itself.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
