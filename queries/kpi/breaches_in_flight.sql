@@ -19,7 +19,8 @@ with finished as (
     from tickets t
     where t.created_at < $end
         -- done_at is resolved_at when there is one: a ticket resolved before the end is
-        -- not open at the end (skips its other columns while reading)
+        -- not open at the end (the same rows; the pages of such tickets, stored in
+        -- resolved_at order, are skipped)
         and (t.resolved_at is null or t.resolved_at >= $end)
 ),
 open_at_end as (

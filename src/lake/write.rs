@@ -639,7 +639,7 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
         }
     }
     let resolved = tickets_column("resolved_at");
-    let first = |b: usize, r: usize| -> i64 {
+    let resolution = |b: usize, r: usize| -> i64 {
         match resolved[b] {
             Some(res) if res.is_valid(r) => res.value(r),
             Some(_) => i64::MAX,
@@ -648,7 +648,7 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
     };
     let mut order: Vec<(i64, i64, &str, (usize, usize))> = latest
         .into_iter()
-        .map(|(key, (b, r))| (first(b, r), instants[b].value(r), key, (b, r)))
+        .map(|(key, (b, r))| (resolution(b, r), instants[b].value(r), key, (b, r)))
         .collect();
     order.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
     let indices: Vec<(usize, usize)> = order.into_iter().map(|(.., i)| i).collect();
