@@ -49,14 +49,13 @@ const COLUMNS: [&str; 6] = [
     "to_value",
 ];
 
-/// Reads `columns` of Parquet objects, each batch through `keep` (None: kept whole).
-async fn read(
+/// Reads `columns` of Parquet objects, handing each batch to `each` as it is decoded.
+async fn each_batch(
     lake: &Lake,
     objects: &[&ObjectMeta],
     columns: &[&str],
-    keep: impl Fn(&RecordBatch) -> Result<Option<BooleanArray>>,
-) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::new();
+    mut each: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
     for meta in objects {
         let bytes: Bytes = lake.store.get(&meta.location).await?.bytes().await?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
@@ -68,28 +67,22 @@ async fn read(
             .build()?;
         for batch in reader {
             let batch = batch.with_context(|| format!("reading {}", meta.location))?;
-            match keep(&batch).with_context(|| format!("reading {}", meta.location))? {
-                Some(keep) => out.push(arrow::compute::filter_record_batch(&batch, &keep)?),
-                None => out.push(batch),
-            }
+            each(batch).with_context(|| format!("reading {}", meta.location))?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Reads the status events of a source's `events` objects (the columns needed).
-async fn status_events(lake: &Lake, objects: &[&ObjectMeta]) -> Result<Vec<RecordBatch>> {
-    read(lake, objects, &COLUMNS, |batch| {
-        let kind = batch
-            .column_by_name("kind")
-            .context("events without kind")?
-            .as_string::<i32>();
-        Ok(Some(arrow::compute::kernels::cmp::eq(
-            kind,
-            &StringArray::new_scalar("status"),
-        )?))
-    })
-    .await
+/// A column of a batch read with it.
+fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef> {
+    batch
+        .column_by_name(name)
+        .with_context(|| format!("no column {name}"))
+}
+
+/// A timestamp column of a batch read with it.
+fn timestamps<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b TimestampMicrosecondArray> {
+    Ok(column(batch, name)?.as_primitive::<TimestampMicrosecondType>())
 }
 
 /// A ticket's own times, as the view's last three columns give them.
@@ -100,61 +93,113 @@ struct Times {
     settled: Option<i64>,
 }
 
-/// The times of each ticket of a source's `tickets` objects, by ticket_id.
-fn ticket_times(batches: &[RecordBatch]) -> Result<foldhash::HashMap<&str, Times>> {
-    let mut out = foldhash::HashMap::default();
-    for b in batches {
-        let column = |n: &str| {
-            b.column_by_name(n)
-                .with_context(|| format!("tickets without {n}"))
+/// A source's tickets: their ids (only that column of each batch is kept) and their
+/// times, in the same order.
+struct Tickets {
+    ids: Vec<StringArray>,
+    times: Vec<Times>,
+}
+
+impl Tickets {
+    /// Reads the ids and times of a source's `tickets` objects.
+    async fn read(lake: &Lake, objects: &[&ObjectMeta]) -> Result<Tickets> {
+        let mut out = Tickets {
+            ids: Vec::new(),
+            times: Vec::new(),
         };
-        let ts = |n: &str| -> Result<&TimestampMicrosecondArray> {
-            Ok(column(n)?.as_primitive::<TimestampMicrosecondType>())
-        };
-        let (id, status) = (
-            column("ticket_id")?.as_string::<i32>(),
-            column("status")?.as_string::<i32>(),
-        );
-        let (created, resolved, closed, updated) = (
-            ts("created_at")?,
-            ts("resolved_at")?,
-            ts("closed_at")?,
-            ts("updated_at")?,
-        );
-        let at = |a: &TimestampMicrosecondArray, r: usize| (!a.is_null(r)).then(|| a.value(r));
-        for r in 0..b.num_rows() {
-            let status = opt(status, r);
-            let (resolved_at, closed_at, updated_at) =
-                (at(resolved, r), at(closed, r), at(updated, r));
-            // the view's `settled_at`
-            let open = match status {
-                None => true,
-                Some(s) => {
-                    !FINISHED.contains(&s)
-                        || updated_at.is_none()
-                        || (resolved_at.is_none() && closed_at.is_none() && s != "canceled")
-                }
-            };
-            let settled = (!open).then(|| {
-                [resolved_at, closed_at, updated_at]
-                    .into_iter()
-                    .flatten()
-                    .fold(created.value(r), i64::max)
-            });
-            // the key is unique in `tickets` (the write contract): the first one stays
-            out.entry(id.value(r)).or_insert(Times {
-                created: created.value(r),
-                resolved: resolved_at,
-                settled,
-            });
-        }
+        each_batch(lake, objects, &TICKET_COLUMNS, |b| {
+            let status = column(&b, "status")?.as_string::<i32>();
+            let (created, resolved, closed, updated) = (
+                timestamps(&b, "created_at")?,
+                timestamps(&b, "resolved_at")?,
+                timestamps(&b, "closed_at")?,
+                timestamps(&b, "updated_at")?,
+            );
+            let at = |a: &TimestampMicrosecondArray, r: usize| (!a.is_null(r)).then(|| a.value(r));
+            for r in 0..b.num_rows() {
+                let status = opt(status, r);
+                let (resolved_at, closed_at, updated_at) =
+                    (at(resolved, r), at(closed, r), at(updated, r));
+                // the view's `settled_at`
+                let open = match status {
+                    None => true,
+                    Some(s) => {
+                        !FINISHED.contains(&s)
+                            || updated_at.is_none()
+                            || (resolved_at.is_none() && closed_at.is_none() && s != "canceled")
+                    }
+                };
+                let settled = (!open).then(|| {
+                    [resolved_at, closed_at, updated_at]
+                        .into_iter()
+                        .flatten()
+                        .fold(created.value(r), i64::max)
+                });
+                out.times.push(Times {
+                    created: created.value(r),
+                    resolved: resolved_at,
+                    settled,
+                });
+            }
+            out.ids
+                .push(column(&b, "ticket_id")?.as_string::<i32>().clone());
+            Ok(())
+        })
+        .await?;
+        Ok(out)
     }
-    Ok(out)
+
+    /// Each ticket's id, in the order of `times`.
+    fn id_list(&self) -> Vec<&str> {
+        self.ids
+            .iter()
+            .flat_map(|a| a.iter().map(|v| v.unwrap_or("")))
+            .collect()
+    }
 }
 
 /// A string that may be null.
 fn opt(a: &StringArray, r: usize) -> Option<&str> {
     (!a.is_null(r)).then(|| a.value(r))
+}
+
+/// What a status event says, as flags: its new status is `resolved`; it goes from
+/// resolved or closed to a status that is not finished (a reopening); its new status is
+/// not finished (an open interval begins); its new status is `pending`.
+const TO_RESOLVED: u8 = 1;
+const REOPENS: u8 = 2;
+const OPENS: u8 = 4;
+const TO_PENDING: u8 = 8;
+
+fn flags(from: Option<&str>, to: Option<&str>) -> u8 {
+    let mut f = 0;
+    if let Some(t) = to {
+        let finished = FINISHED.contains(&t);
+        if t == "resolved" {
+            f |= TO_RESOLVED;
+        }
+        if !finished {
+            f |= OPENS;
+            if matches!(from, Some("resolved" | "closed")) {
+                f |= REOPENS;
+            }
+        }
+        if t == "pending" {
+            f |= TO_PENDING;
+        }
+    }
+    f
+}
+
+/// One status event, compactly (24 bytes): its ticket's number (its rank in the stored
+/// order, once known), what it says, when, and where its event_id is kept.
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    ticket: u32,
+    flags: u8,
+    batch: u32,
+    row: u32,
+    at: i64,
 }
 
 /// A list column of `field` from per-row optional lists (None: a null list).
@@ -201,76 +246,106 @@ pub async fn compute(
     objects: &[ObjectMeta],
     schema: SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let batches = status_events(lake, &of_table(objects, Table::Events)).await?;
-    let tickets = read(
-        lake,
-        &of_table(objects, Table::Tickets),
-        &TICKET_COLUMNS,
-        |_| Ok(None),
-    )
-    .await?;
-    let times = ticket_times(&tickets)?;
-    let cols: Vec<_> = batches
-        .iter()
-        .map(|b| {
-            let s = |n: &str| b.column_by_name(n).expect("projected").as_string::<i32>();
-            (
-                s("ticket_id"),
-                s("event_id"),
-                b.column_by_name("at")
-                    .expect("projected")
-                    .as_primitive::<TimestampMicrosecondType>(),
-                s("from_value"),
-                s("to_value"),
-            )
-        })
-        .collect();
-    // every status event as (ticket, at, batch, row), the ticket as a number given in
-    // order of first sight; then the tickets' numbers are replaced by their rank in the
-    // stored order (created_at, a ticket unknown to `tickets` last, then ticket_id), and
-    // one sort puts the events in the view's order within each ticket: by at, then
-    // event_id (no allocation per ticket)
-    let total: usize = cols.iter().map(|c| c.0.len()).sum();
+    let tickets = Tickets::read(lake, &of_table(objects, Table::Tickets)).await?;
+    let known = tickets.id_list();
+    // the tickets by number: those of `tickets` first (the first of a repeated key; the
+    // key is unique in `tickets` by the write contract), then those only events name
     let mut number: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
-    let mut ids: Vec<&str> = Vec::new();
-    let mut order: Vec<(u32, i64, u32, u32)> = Vec::with_capacity(total);
-    for (b, (ticket, _, at, ..)) in cols.iter().enumerate() {
-        for r in 0..ticket.len() {
-            let id = ticket.value(r);
-            let n = *number.entry(id).or_insert_with(|| {
-                ids.push(id);
-                (ids.len() - 1) as u32
-            });
-            order.push((n, at.value(r), b as u32, r as u32));
-        }
+    number.reserve(known.len());
+    for (n, id) in known.iter().enumerate() {
+        number.entry(*id).or_insert(n as u32);
     }
+    let mut unknown: foldhash::HashMap<String, u32> = foldhash::HashMap::default();
+    let mut unknown_ids: Vec<String> = Vec::new();
+    // every status event, compactly: of its batch only the event_ids of its status
+    // events are kept (for ties and pending periods), the other columns go as read
+    let mut event_ids: Vec<StringArray> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    each_batch(lake, &of_table(objects, Table::Events), &COLUMNS, |b| {
+        let status = arrow::compute::kernels::cmp::eq(
+            column(&b, "kind")?.as_string::<i32>(),
+            &StringArray::new_scalar("status"),
+        )?;
+        let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
+        let (ticket, from, to, at) = (
+            s("ticket_id")?,
+            s("from_value")?,
+            s("to_value")?,
+            timestamps(&b, "at")?,
+        );
+        let batch = event_ids.len() as u32;
+        let mut row = 0u32;
+        for r in status.values().set_indices() {
+            if status.is_null(r) {
+                continue;
+            }
+            let id = ticket.value(r);
+            let n = match number.get(id) {
+                Some(&n) => n,
+                None => *unknown.entry(id.to_string()).or_insert_with(|| {
+                    unknown_ids.push(id.to_string());
+                    (known.len() + unknown_ids.len() - 1) as u32
+                }),
+            };
+            events.push(Event {
+                ticket: n,
+                flags: flags(opt(from, r), opt(to, r)),
+                batch,
+                row,
+                at: at.value(r),
+            });
+            row += 1;
+        }
+        let ids = arrow::compute::filter(s("event_id")?, &status)?;
+        event_ids.push(ids.as_string::<i32>().clone());
+        Ok(())
+    })
+    .await?;
     drop(number);
-    let created: Vec<i64> = ids
-        .iter()
-        .map(|id| times.get(id).map_or(i64::MAX, |t| t.created))
+    drop(unknown);
+    // the tickets with status events, ranked in the stored order (created_at, a ticket
+    // unknown to `tickets` last, then ticket_id); the events get their ticket's rank, and
+    // one sort puts them in the view's order within each ticket: by at, then event_id
+    let id_of = |n: u32| -> &str {
+        known
+            .get(n as usize)
+            .copied()
+            .unwrap_or_else(|| &unknown_ids[n as usize - known.len()])
+    };
+    let created = |n: u32| {
+        tickets
+            .times
+            .get(n as usize)
+            .map_or(i64::MAX, |t| t.created)
+    };
+    let mut seen = vec![false; known.len() + unknown_ids.len()];
+    for e in &events {
+        seen[e.ticket as usize] = true;
+    }
+    let mut by_rank: Vec<u32> = (0..seen.len() as u32)
+        .filter(|&n| seen[n as usize])
         .collect();
-    let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
-    by_id.sort_unstable_by_key(|&n| (created[n as usize], ids[n as usize]));
-    drop(created);
-    let mut rank = vec![0u32; ids.len()];
-    for (k, &n) in by_id.iter().enumerate() {
+    drop(seen);
+    by_rank.sort_unstable_by_key(|&n| (created(n), id_of(n)));
+    let mut rank = vec![0u32; known.len() + unknown_ids.len()];
+    for (k, &n) in by_rank.iter().enumerate() {
         rank[n as usize] = k as u32;
     }
-    for e in &mut order {
-        e.0 = rank[e.0 as usize];
+    for e in &mut events {
+        e.ticket = rank[e.ticket as usize];
     }
-    let ids: Vec<&str> = by_id.iter().map(|&n| ids[n as usize]).collect();
     drop(rank);
-    let own: Vec<Option<Times>> = ids.iter().map(|id| times.get(id).copied()).collect();
-    drop(times);
-    drop(tickets);
-    order.sort_unstable_by(|x, y| {
-        (x.0, x.1).cmp(&(y.0, y.1)).then_with(|| {
-            cols[x.2 as usize]
-                .1
-                .value(x.3 as usize)
-                .cmp(cols[y.2 as usize].1.value(y.3 as usize))
-        })
+    let ids: Vec<&str> = by_rank.iter().map(|&n| id_of(n)).collect();
+    let own: Vec<Option<Times>> = by_rank
+        .iter()
+        .map(|&n| tickets.times.get(n as usize).copied())
+        .collect();
+    drop(by_rank);
+    let event_id = |e: &Event| event_ids[e.batch as usize].value(e.row as usize);
+    events.sort_unstable_by(|x, y| {
+        (x.ticket, x.at)
+            .cmp(&(y.ticket, y.at))
+            .then_with(|| event_id(x).cmp(event_id(y)))
     });
 
     let mut first_status = Vec::with_capacity(ids.len());
@@ -280,41 +355,32 @@ pub async fn compute(
     let (mut pending_id, mut pending_from, mut pending_to) =
         (StringBuilder::new(), Vec::new(), Vec::new());
     let (mut open_lists, mut pending_lists) = (Lists::new(), Lists::new());
-    for events in order.chunk_by(|x, y| x.0 == y.0) {
+    for ticket in events.chunk_by(|x, y| x.ticket == y.ticket) {
         let mut resolved = None;
         let mut again = false;
-        for (k, &(_, at, b, r)) in events.iter().enumerate() {
-            let (c, r) = (&cols[b as usize], r as usize);
-            let next_at = events.get(k + 1).map(|e| e.1);
-            let (from, to) = (opt(c.3, r), opt(c.4, r));
-            if to == Some("resolved") && resolved.is_none() {
-                resolved = Some(at);
+        for (k, e) in ticket.iter().enumerate() {
+            let next_at = ticket.get(k + 1).map(|e| e.at);
+            if e.flags & TO_RESOLVED != 0 && resolved.is_none() {
+                resolved = Some(e.at);
             }
-            if let (Some(f), Some(t)) = (from, to)
-                && (f == "resolved" || f == "closed")
-                && !FINISHED.contains(&t)
-            {
-                again = true;
+            again |= e.flags & REOPENS != 0;
+            if e.flags & OPENS != 0 {
+                open_from.push(e.at);
+                open_to.push(next_at);
             }
-            if let Some(t) = to {
-                if !FINISHED.contains(&t) {
-                    open_from.push(at);
-                    open_to.push(next_at);
-                }
-                if t == "pending" {
-                    pending_id.append_value(c.1.value(r));
-                    pending_from.push(at);
-                    pending_to.push(next_at);
-                }
+            if e.flags & TO_PENDING != 0 {
+                pending_id.append_value(event_id(e));
+                pending_from.push(e.at);
+                pending_to.push(next_at);
             }
         }
-        first_status.push(events[0].1);
+        first_status.push(ticket[0].at);
         first_resolved.push(resolved);
         reopened.push(again);
         open_lists.end_row(open_from.len());
         pending_lists.end_row(pending_from.len());
     }
-    drop(order);
+    drop(events);
 
     let field = |name: &str| -> Result<FieldRef> {
         Ok(Arc::new(
