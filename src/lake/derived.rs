@@ -195,8 +195,8 @@ async fn refresh_view(
 ) -> Result<Vec<String>> {
     let sql = view_sql(view)?;
     let stored = lake.list(&ObjectPath::from(folder(view))).await?;
-    // the stale sources, computed side by side (one per core); after a failure the others
-    // still finish before the error is returned, so nothing writes once the lock is gone
+    // the stale sources; after a failure the others still finish before the error is
+    // returned, so nothing writes once the lock is gone
     let stale: Vec<(String, Vec<ObjectMeta>, ObjectPath)> = events
         .iter()
         .filter_map(|(source, objects)| {
@@ -205,20 +205,43 @@ async fn refresh_view(
             (!fresh).then(|| (source.clone(), objects.clone(), wanted))
         })
         .collect();
+    // side by side (one per core), within a memory budget: a source's rows take about
+    // two and a half times the bytes of its objects while they are computed, so the
+    // sources at work at once may read at most 4/3 of what the largest one reads. The
+    // largest goes first and the others from the smallest, so the small ones keep the
+    // other core busy beside it and two large ones do not run together.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let tasks = stale.into_iter().map(|(source, objects, wanted)| {
-        let (lake, sql, view, order) = (
+    let mib = |objects: &[ObjectMeta]| {
+        let bytes: u64 = objects.iter().map(|m| m.size).sum();
+        (bytes.div_ceil(1 << 20) as u32).max(1)
+    };
+    let mut stale: Vec<(u32, String, Vec<ObjectMeta>, ObjectPath)> = stale
+        .into_iter()
+        .map(|(source, objects, wanted)| (mib(&objects), source, objects, wanted))
+        .collect();
+    stale.sort_by_key(|s| s.0);
+    if let Some(largest) = stale.pop() {
+        stale.insert(0, largest);
+    }
+    let budget = stale.first().map_or(1, |s| s.0.saturating_mul(4) / 3);
+    let memory = Arc::new(tokio::sync::Semaphore::new(budget as usize));
+    let tasks = stale.into_iter().map(|(weight, source, objects, wanted)| {
+        let (lake, sql, view, order, memory) = (
             lake.clone(),
             sql.clone(),
             view.to_string(),
             order.to_string(),
+            memory.clone(),
         );
         tokio::spawn(async move {
+            let _permit = memory.acquire_many_owned(weight.min(budget)).await?;
             let started = std::time::Instant::now();
             let rows = compute(&lake, &source, &objects, &view, &sql, &order, &wanted)
                 .await
                 .with_context(|| format!("computing the view {view} of source '{source}'"))?;
             tracing::debug!(view, source, rows, elapsed = ?started.elapsed(), "derived rows stored");
+            // what it held goes back before the next source takes its place
+            super::write::release_free_memory();
             anyhow::Ok(source)
         })
     });

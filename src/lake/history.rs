@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondArray,
+    Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimestampMicrosecondType};
@@ -348,12 +348,14 @@ pub async fn compute(
             .then_with(|| event_id(x).cmp(event_id(y)))
     });
 
-    let mut first_status = Vec::with_capacity(ids.len());
-    let mut first_resolved = Vec::with_capacity(ids.len());
+    // the values go straight into Arrow builders (no vectors of options copied after)
+    let times = |n: usize| TimestampMicrosecondBuilder::with_capacity(n);
+    let mut first_status: Vec<i64> = Vec::with_capacity(ids.len());
+    let mut first_resolved = times(ids.len());
     let mut reopened = Vec::with_capacity(ids.len());
-    let (mut open_from, mut open_to) = (Vec::new(), Vec::new());
+    let (mut open_from, mut open_to) = (times(events.len()), times(events.len()));
     let (mut pending_id, mut pending_from, mut pending_to) =
-        (StringBuilder::new(), Vec::new(), Vec::new());
+        (StringBuilder::new(), times(0), times(0));
     let (mut open_lists, mut pending_lists) = (Lists::new(), Lists::new());
     for ticket in events.chunk_by(|x, y| x.ticket == y.ticket) {
         let mut resolved = None;
@@ -365,17 +367,17 @@ pub async fn compute(
             }
             again |= e.flags & REOPENS != 0;
             if e.flags & OPENS != 0 {
-                open_from.push(e.at);
-                open_to.push(next_at);
+                open_from.append_value(e.at);
+                open_to.append_option(next_at);
             }
             if e.flags & TO_PENDING != 0 {
                 pending_id.append_value(event_id(e));
-                pending_from.push(e.at);
-                pending_to.push(next_at);
+                pending_from.append_value(e.at);
+                pending_to.append_option(next_at);
             }
         }
         first_status.push(ticket[0].at);
-        first_resolved.push(resolved);
+        first_resolved.append_option(resolved);
         reopened.push(again);
         open_lists.end_row(open_from.len());
         pending_lists.end_row(pending_from.len());
@@ -390,9 +392,8 @@ pub async fn compute(
                 .clone(),
         ))
     };
-    let ts = |name: &str, values: Vec<Option<i64>>| -> Result<ArrayRef> {
+    let ts = |name: &str, a: TimestampMicrosecondArray| -> Result<ArrayRef> {
         let f = field(name)?;
-        let a = TimestampMicrosecondArray::from(values);
         Ok(Arc::new(a.with_data_type(match f.data_type() {
             DataType::List(item) => item.data_type().clone(),
             t => t.clone(),
@@ -404,23 +405,20 @@ pub async fn compute(
             ids.len(),
         ))),
         Arc::new(StringArray::from_iter_values(ids.iter().copied())),
-        ts(
-            "first_status_at",
-            first_status.into_iter().map(Some).collect(),
-        )?,
-        ts("first_resolved_at", first_resolved)?,
+        ts("first_status_at", first_status.into())?,
+        ts("first_resolved_at", first_resolved.finish())?,
         Arc::new(BooleanArray::from(reopened)),
-        open_lists.finish(
-            &field("open_from")?,
-            ts("open_from", open_from.into_iter().map(Some).collect())?,
-        )?,
-        open_lists.finish(&field("open_to")?, ts("open_to", open_to)?)?,
+        open_lists.finish(&field("open_from")?, ts("open_from", open_from.finish())?)?,
+        open_lists.finish(&field("open_to")?, ts("open_to", open_to.finish())?)?,
         pending_lists.finish(&field("pending_event_id")?, Arc::new(pending_id.finish()))?,
         pending_lists.finish(
             &field("pending_from")?,
-            ts("pending_from", pending_from.into_iter().map(Some).collect())?,
+            ts("pending_from", pending_from.finish())?,
         )?,
-        pending_lists.finish(&field("pending_to")?, ts("pending_to", pending_to)?)?,
+        pending_lists.finish(
+            &field("pending_to")?,
+            ts("pending_to", pending_to.finish())?,
+        )?,
         ts(
             "created_at",
             own.iter().map(|t| t.map(|t| t.created)).collect(),

@@ -31,7 +31,7 @@ use crate::model::Table;
 /// Gives the memory the C allocator holds free back to the system. glibc keeps what the
 /// partitions just written freed in its arenas, so a generation of 10M tickets held
 /// 3.7 GB before computing the derived rows, whose own memory came on top.
-fn release_free_memory() {
+pub(super) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists
     unsafe {
@@ -291,6 +291,9 @@ impl LakeWriter {
                     continue;
                 }
             };
+            // what the partition held goes back as soon as it is written: a month's
+            // partitions are freed one by one while the next month is generated
+            release_free_memory();
             let table = &table;
             let rows = counts.new + counts.updated + counts.unchanged;
             let entry = self.per_source.entry(source.clone()).or_default();
@@ -497,6 +500,8 @@ async fn write_partition(
     }
     let batches: Vec<RecordBatch> = old.into_iter().chain(new).collect();
     let merged = merge_by_key(table, &batches)?;
+    // the rows were copied into `merged`: their batches go before it is encoded
+    drop(batches);
 
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
@@ -531,7 +536,7 @@ fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<Mer
     use arrow::row::{RowConverter, SortField};
     if old.iter().all(|b| b.num_rows() == 0) {
         // a new partition: every staged key is new (no row to compare)
-        let mut keys = std::collections::HashSet::new();
+        let mut keys = foldhash::HashSet::default();
         for b in new {
             let column = b
                 .column_by_name(table.key_column())
@@ -618,7 +623,7 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             None => 0,
         }
     };
-    let mut latest: HashMap<&str, (usize, usize)> = HashMap::new();
+    let mut latest: foldhash::HashMap<&str, (usize, usize)> = foldhash::HashMap::default();
     for (b, batch) in batches.iter().enumerate() {
         let keys = batch
             .column_by_name(table.key_column())

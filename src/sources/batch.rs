@@ -48,6 +48,14 @@ fn ts() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")
 }
 
+/// The rows and string bytes of a next batch that is `scale` times a builder's content:
+/// the builders of a batch whose size is known in advance are allocated once, instead of
+/// doubling as they grow (which leaves them up to half empty, and a month of generated
+/// tickets is held whole while the previous one is written).
+fn scaled(n: usize, scale: f64) -> usize {
+    (n as f64 * scale).ceil() as usize
+}
+
 /// Accumulates tickets.
 pub struct TicketsBuilder {
     s: [StringBuilder; 15],
@@ -115,6 +123,24 @@ impl TicketsBuilder {
         self.source_sla_met.append_option(f.source_sla_met);
         self.effort_minutes.append_option(f.effort_minutes);
         self.rows += 1;
+    }
+
+    /// The batch so far, like [`TicketsBuilder::finish`]; the builder is then allocated
+    /// for a next batch `scale` times this one (see [`scaled`]).
+    pub fn finish_sized(&mut self, scale: f64) -> RecordBatch {
+        let rows = scaled(self.rows, scale);
+        let bytes: [usize; 15] =
+            std::array::from_fn(|i| scaled(self.s[i].values_slice().len(), scale));
+        let batch = self.finish();
+        self.s = std::array::from_fn(|i| StringBuilder::with_capacity(rows, bytes[i]));
+        self.u8s = std::array::from_fn(|_| UInt8Builder::with_capacity(rows));
+        self.t = std::array::from_fn(|_| {
+            TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
+        });
+        self.reopen_count = UInt32Builder::with_capacity(rows);
+        self.source_sla_met = BooleanBuilder::with_capacity(rows);
+        self.effort_minutes = Float64Builder::with_capacity(rows);
+        batch
     }
 
     /// The batch so far; the builder is empty afterwards.
@@ -231,6 +257,26 @@ impl EventsBuilder {
         self.to_value.append_option(f.to_value);
         self.actor.append_option(f.actor);
         self.rows += 1;
+    }
+
+    /// The batch so far, like [`EventsBuilder::finish`]; the builder is then allocated
+    /// for a next batch `scale` times this one (see [`scaled`]).
+    pub fn finish_sized(&mut self, scale: f64) -> RecordBatch {
+        let rows = scaled(self.rows, scale);
+        let like = |b: &StringBuilder| {
+            StringBuilder::with_capacity(rows, scaled(b.values_slice().len(), scale))
+        };
+        let next = EventsBuilder {
+            ticket_id: like(&self.ticket_id),
+            event_id: like(&self.event_id),
+            at: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            kind: like(&self.kind),
+            from_value: like(&self.from_value),
+            to_value: like(&self.to_value),
+            actor: like(&self.actor),
+            rows: 0,
+        };
+        std::mem::replace(self, next).finish()
     }
 
     pub fn finish(&mut self) -> RecordBatch {
