@@ -202,6 +202,8 @@ struct Event {
     at: i64,
 }
 
+const _: () = assert!(std::mem::size_of::<Event>() == 24);
+
 /// A list column of `field` from per-row optional lists (None: a null list).
 struct Lists {
     offsets: Vec<i32>,
@@ -440,4 +442,30 @@ pub async fn compute(
         .step_by(step)
         .map(|o| all.slice(o, step.min(all.num_rows() - o)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_status_event_says() {
+        assert_eq!(flags(None, Some("new")), OPENS);
+        assert_eq!(flags(Some("in_progress"), Some("resolved")), TO_RESOLVED);
+        assert_eq!(
+            flags(Some("resolved"), Some("in_progress")),
+            OPENS | REOPENS
+        );
+        assert_eq!(
+            flags(Some("closed"), Some("pending")),
+            OPENS | REOPENS | TO_PENDING
+        );
+        assert_eq!(flags(Some("resolved"), Some("closed")), 0);
+        // from canceled is not a reopening; to canceled is not open
+        assert_eq!(flags(Some("canceled"), Some("assigned")), OPENS);
+        assert_eq!(flags(Some("in_progress"), Some("canceled")), 0);
+        // an unknown new status is open; no new status says nothing
+        assert_eq!(flags(Some("resolved"), Some("waiting")), OPENS | REOPENS);
+        assert_eq!(flags(Some("resolved"), None), 0);
+    }
 }
