@@ -48,6 +48,10 @@ use crate::model::Table;
 /// every source's ids at once, and ids do not sort as numbers.)
 pub const VIEWS: &[(&str, &str)] = &[("ticket_history", "created_at, ticket_id")];
 
+/// The input bytes (MiB) of the sources whose derived rows are computed at once, unless
+/// the largest source alone reads more (see `refresh_view`).
+const BUDGET_MIB: u32 = 512;
+
 /// The folder of a stored view.
 pub fn folder(view: &str) -> String {
     format!("_derived/{view}")
@@ -207,9 +211,11 @@ async fn refresh_view(
         .collect();
     // side by side (one per core), within a memory budget: a source's rows take about
     // two and a half times the bytes of its objects while they are computed, so the
-    // sources at work at once may read at most 4/3 of what the largest one reads. The
-    // largest goes first and the others from the smallest, so the small ones keep the
-    // other core busy beside it and two large ones do not run together.
+    // sources at work at once may read at most 512 MiB together, or 4/3 of what the
+    // largest one reads when that is more. The largest goes first and the others from
+    // the smallest, so the small ones keep the other core busy beside it and two large
+    // ones do not run together (at 10M tickets, `glpi-lyon` and `itop-group` together
+    // took 2.9 GB).
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mib = |objects: &[ObjectMeta]| {
         let bytes: u64 = objects.iter().map(|m| m.size).sum();
@@ -223,7 +229,9 @@ async fn refresh_view(
     if let Some(largest) = stale.pop() {
         stale.insert(0, largest);
     }
-    let budget = stale.first().map_or(1, |s| s.0.saturating_mul(4) / 3);
+    let budget = stale
+        .first()
+        .map_or(1, |s| (s.0.saturating_mul(4) / 3).max(BUDGET_MIB));
     let memory = Arc::new(tokio::sync::Semaphore::new(budget as usize));
     let tasks = stale.into_iter().map(|(weight, source, objects, wanted)| {
         let (lake, sql, view, order, memory) = (

@@ -486,9 +486,21 @@ async fn write_partition(
     new: Vec<RecordBatch>,
 ) -> Result<MergeCounts> {
     let (old, old_paths) = read_partition(lake, table, source, month).await?;
-    let mut counts = compare(table, &old, &new)?;
     let new_rows: usize = new.iter().map(|b| b.num_rows()).sum();
-    if counts.new == 0 && counts.updated == 0 && old_paths.len() == 1 {
+    // in a new partition every staged key is new: they are counted once merged (the merge
+    // finds each key once), with no row to compare
+    let fresh = old.iter().all(|b| b.num_rows() == 0);
+    let mut counts = if fresh {
+        MergeCounts::default()
+    } else {
+        compare(table, &old, &new)?
+    };
+    let unchanged = if fresh {
+        new_rows == 0
+    } else {
+        counts.new == 0 && counts.updated == 0
+    };
+    if unchanged && old_paths.len() == 1 {
         tracing::debug!(
             table = table.name(),
             source,
@@ -502,6 +514,9 @@ async fn write_partition(
     let merged = merge_by_key(table, &batches)?;
     // the rows were copied into `merged`: their batches go before it is encoded
     drop(batches);
+    if fresh {
+        counts.new = merged.num_rows() as u64;
+    }
 
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
@@ -534,21 +549,6 @@ async fn write_partition(
 /// Compares staged rows with a partition's rows, by key and whole-row content.
 fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<MergeCounts> {
     use arrow::row::{RowConverter, SortField};
-    if old.iter().all(|b| b.num_rows() == 0) {
-        // a new partition: every staged key is new (no row to compare)
-        let mut keys = foldhash::HashSet::default();
-        for b in new {
-            let column = b
-                .column_by_name(table.key_column())
-                .expect("canonical column")
-                .as_string::<i32>();
-            keys.extend(column.iter().flatten());
-        }
-        return Ok(MergeCounts {
-            new: keys.len() as u64,
-            ..MergeCounts::default()
-        });
-    }
     let schema = table.file_schema();
     let converter = RowConverter::new(
         schema
