@@ -258,7 +258,6 @@ pub async fn compute(
         number.entry(*id).or_insert(n as u32);
     }
     let mut unknown: foldhash::HashMap<String, u32> = foldhash::HashMap::default();
-    let mut unknown_ids: Vec<String> = Vec::new();
     // every status event, compactly: of its batch only the event_ids of its status
     // events are kept (for ties and pending periods), the other columns go as read
     let mut event_ids: Vec<StringArray> = Vec::new();
@@ -284,10 +283,10 @@ pub async fn compute(
             let id = ticket.value(r);
             let n = match number.get(id) {
                 Some(&n) => n,
-                None => *unknown.entry(id.to_string()).or_insert_with(|| {
-                    unknown_ids.push(id.to_string());
-                    (known.len() + unknown_ids.len() - 1) as u32
-                }),
+                None => {
+                    let next = (known.len() + unknown.len()) as u32;
+                    *unknown.entry(id.to_string()).or_insert(next)
+                }
             };
             events.push(Event {
                 ticket: n,
@@ -304,7 +303,11 @@ pub async fn compute(
     })
     .await?;
     drop(number);
-    drop(unknown);
+    // the ids only events name, by number
+    let mut unknown_ids = vec![String::new(); unknown.len()];
+    for (id, n) in unknown {
+        unknown_ids[n as usize - known.len()] = id;
+    }
     // the tickets with status events, ranked in the stored order (created_at, a ticket
     // unknown to `tickets` last, then ticket_id); the events get their ticket's rank, and
     // one sort puts them in the view's order within each ticket: by at, then event_id

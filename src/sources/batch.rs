@@ -44,8 +44,8 @@ pub struct TicketFields<'a> {
     pub effort_minutes: Option<f64>,
 }
 
-fn ts() -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+fn ts(capacity: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC")
 }
 
 /// The rows and string bytes of a next batch that is `scale` times a builder's content:
@@ -72,7 +72,7 @@ impl Default for TicketsBuilder {
         TicketsBuilder {
             s: std::array::from_fn(|_| StringBuilder::new()),
             u8s: std::array::from_fn(|_| UInt8Builder::new()),
-            t: std::array::from_fn(|_| ts()),
+            t: std::array::from_fn(|_| ts(0)),
             reopen_count: UInt32Builder::new(),
             source_sla_met: BooleanBuilder::new(),
             effort_minutes: Float64Builder::new(),
@@ -134,9 +134,7 @@ impl TicketsBuilder {
         let batch = self.finish();
         self.s = std::array::from_fn(|i| StringBuilder::with_capacity(rows, bytes[i]));
         self.u8s = std::array::from_fn(|_| UInt8Builder::with_capacity(rows));
-        self.t = std::array::from_fn(|_| {
-            TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
-        });
+        self.t = std::array::from_fn(|_| ts(rows));
         self.reopen_count = UInt32Builder::with_capacity(rows);
         self.source_sla_met = BooleanBuilder::with_capacity(rows);
         self.effort_minutes = Float64Builder::with_capacity(rows);
@@ -229,7 +227,7 @@ impl Default for EventsBuilder {
         EventsBuilder {
             ticket_id: StringBuilder::new(),
             event_id: StringBuilder::new(),
-            at: ts(),
+            at: ts(0),
             kind: StringBuilder::new(),
             from_value: StringBuilder::new(),
             to_value: StringBuilder::new(),
@@ -269,7 +267,7 @@ impl EventsBuilder {
         let next = EventsBuilder {
             ticket_id: like(&self.ticket_id),
             event_id: like(&self.event_id),
-            at: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            at: ts(rows),
             kind: like(&self.kind),
             from_value: like(&self.from_value),
             to_value: like(&self.to_value),
