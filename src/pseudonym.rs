@@ -1,6 +1,7 @@
 //! Keyed pseudonyms: HMAC-SHA256 of an identity under a secret, so the lake never holds
 //! a raw identity and the same person keeps the same pseudonym across sources and runs.
 
+use compact_str::CompactString;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -11,7 +12,7 @@ use sha2::Sha256;
 /// [`CACHED`] of them: a lookup costs a fraction of the HMAC.
 pub struct Pseudonymizer {
     mac: Hmac<Sha256>,
-    made: std::sync::Mutex<foldhash::HashMap<Box<str>, Box<str>>>,
+    made: std::sync::Mutex<foldhash::HashMap<Box<str>, CompactString>>,
 }
 
 /// Pseudonyms kept at most (about 100 bytes each); the cache starts again when full.
@@ -40,26 +41,27 @@ impl Pseudonymizer {
         }
     }
 
-    /// `p_` and the first 16 hex digits of HMAC-SHA256(secret, identity).
-    pub fn pseudonym(&self, identity: &str) -> String {
+    /// `p_` and the first 16 hex digits of HMAC-SHA256(secret, identity); 18 bytes, so
+    /// kept inline by the [`CompactString`] (copying one allocates nothing).
+    pub fn pseudonym(&self, identity: &str) -> CompactString {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = made.get(identity) {
-            return p.to_string();
+            return p.clone();
         }
         let p = self.compute(identity);
         if made.len() >= CACHED {
             made.clear();
         }
-        made.insert(identity.into(), p.as_str().into());
+        made.insert(identity.into(), p.clone());
         p
     }
 
-    fn compute(&self, identity: &str) -> String {
+    fn compute(&self, identity: &str) -> CompactString {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut mac = self.mac.clone();
         mac.update(identity.as_bytes());
         let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(18);
+        let mut out = CompactString::with_capacity(18);
         out.push_str("p_");
         for b in &digest[..8] {
             out.push(HEX[usize::from(b >> 4)] as char);

@@ -44,6 +44,10 @@ pub struct TicketFields<'a> {
     pub effort_minutes: Option<f64>,
 }
 
+/// Bytes reserved per text value by `with_capacity`: ids, codes, names and pseudonyms
+/// are mostly shorter; a longer one only grows the buffer.
+const TEXT_BYTES: usize = 12;
+
 fn ts(capacity: usize) -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC")
 }
@@ -82,6 +86,19 @@ impl Default for TicketsBuilder {
 }
 
 impl TicketsBuilder {
+    /// A builder with room for `rows` tickets (and about [`TEXT_BYTES`] per text value).
+    pub fn with_capacity(rows: usize) -> Self {
+        TicketsBuilder {
+            s: std::array::from_fn(|_| StringBuilder::with_capacity(rows, rows * TEXT_BYTES)),
+            u8s: std::array::from_fn(|_| UInt8Builder::with_capacity(rows)),
+            t: std::array::from_fn(|_| ts(rows)),
+            reopen_count: UInt32Builder::with_capacity(rows),
+            source_sla_met: BooleanBuilder::with_capacity(rows),
+            effort_minutes: Float64Builder::with_capacity(rows),
+            rows: 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rows
     }
@@ -238,6 +255,21 @@ impl Default for EventsBuilder {
 }
 
 impl EventsBuilder {
+    /// A builder with room for `rows` events (and about [`TEXT_BYTES`] per text value).
+    pub fn with_capacity(rows: usize) -> Self {
+        let text = || StringBuilder::with_capacity(rows, rows * TEXT_BYTES);
+        EventsBuilder {
+            ticket_id: text(),
+            event_id: text(),
+            at: ts(rows),
+            kind: text(),
+            from_value: text(),
+            to_value: text(),
+            actor: text(),
+            rows: 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rows
     }

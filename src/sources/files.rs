@@ -21,6 +21,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
+use compact_str::CompactString;
 
 use super::config::{FilesConfig, SourceConfig};
 use super::normalize::{Defaults, Pulled, RawChange, RawEvent, RawTicket, scrub};
@@ -163,7 +164,7 @@ fn rows(
             scrub(&mut record, &identity_columns, pseudo);
             for id in IDENTITIES {
                 if let Some(v) = values.get_mut(*id) {
-                    *v = pseudo.pseudonym(v);
+                    *v = pseudo.pseudonym(v).into();
                 }
             }
             out.push(Row {
@@ -177,9 +178,9 @@ fn rows(
 }
 
 fn ticket_of(id: &str, v: &BTreeMap<String, String>, record: serde_json::Value) -> RawTicket {
-    let g = |k: &str| v.get(k).cloned();
+    let g = |k: &str| v.get(k).map(|s| CompactString::from(s.as_str()));
     RawTicket {
-        ticket_id: id.to_string(),
+        ticket_id: id.into(),
         record: super::normalize::Record::Value(record),
         org: g("org"),
         service: g("service"),
@@ -289,11 +290,14 @@ pub fn read(
                 && status.as_deref() != Some(s.as_str())
             {
                 pulled.events.push(RawEvent {
-                    event_id: event_id.clone(),
-                    ticket_id: id.clone(),
-                    at: at_text.clone(),
-                    change: RawChange::Status(status.clone(), s.clone()),
-                    actor: actor.clone(),
+                    event_id: event_id.as_str().into(),
+                    ticket_id: id.as_str().into(),
+                    at: at_text.as_str().into(),
+                    change: RawChange::Status(
+                        status.as_deref().map(CompactString::from),
+                        s.as_str().into(),
+                    ),
+                    actor: actor.as_deref().map(CompactString::from),
                     raw: Some(row.record.clone()),
                 });
                 status = Some(s);
@@ -302,11 +306,14 @@ pub fn read(
                 && team.as_deref() != Some(t.as_str())
             {
                 pulled.events.push(RawEvent {
-                    event_id: format!("{event_id}-team"),
-                    ticket_id: id.clone(),
-                    at: at_text.clone(),
-                    change: RawChange::Team(team.clone(), Some(t.clone())),
-                    actor: actor.clone(),
+                    event_id: compact_str::format_compact!("{event_id}-team"),
+                    ticket_id: id.as_str().into(),
+                    at: at_text.as_str().into(),
+                    change: RawChange::Team(
+                        team.as_deref().map(CompactString::from),
+                        Some(t.as_str().into()),
+                    ),
+                    actor: actor.as_deref().map(CompactString::from),
                     raw: Some(row.record.clone()),
                 });
                 team = Some(t);

@@ -39,6 +39,7 @@ use foldhash::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use compact_str::CompactString;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -448,7 +449,7 @@ impl<'a> Glpi<'a> {
             .iter()
             .map(|t| t.ticket_id.as_str())
             .collect();
-        let mut satisfaction: HashMap<String, String> = HashMap::default();
+        let mut satisfaction: HashMap<String, CompactString> = HashMap::default();
         let mut start = 0usize;
         loop {
             let path = format!("TicketSatisfaction/?range={start}-{}", start + page - 1);
@@ -467,10 +468,10 @@ impl<'a> Glpi<'a> {
         }
         drop(ids);
         for t in &mut pulled.tickets {
-            t.satisfaction = satisfaction.remove(&t.ticket_id);
+            t.satisfaction = satisfaction.remove(t.ticket_id.as_str());
         }
         // their histories, a few at a time
-        let ids: Vec<String> = pulled.tickets.iter().map(|t| t.ticket_id.clone()).collect();
+        let ids: Vec<CompactString> = pulled.tickets.iter().map(|t| t.ticket_id.clone()).collect();
         let logs = futures::stream::iter(ids)
             .map(|id| async move {
                 let mut pages = Vec::new();
@@ -503,8 +504,10 @@ impl<'a> Glpi<'a> {
         let mut history_error = None;
         // decoded a few tickets at a time: reading the decode clock costs about a
         // microsecond, a tenth of a ticket's decoding
-        let mut ready: Vec<(String, Vec<bytes::Bytes>)> = Vec::with_capacity(LOGS_DECODED_AT_ONCE);
-        let decode_ready = |ready: &mut Vec<(String, Vec<bytes::Bytes>)>, pulled: &mut Pulled| {
+        let mut ready: Vec<(CompactString, Vec<bytes::Bytes>)> =
+            Vec::with_capacity(LOGS_DECODED_AT_ONCE);
+        let decode_ready = |ready: &mut Vec<(CompactString, Vec<bytes::Bytes>)>,
+                            pulled: &mut Pulled| {
             self.decode.time(|| {
                 ready
                     .drain(..)
@@ -578,7 +581,7 @@ impl<'a> Glpi<'a> {
         &self,
         body: &[u8],
         ids: &HashSet<&str>,
-        out: &mut HashMap<String, String>,
+        out: &mut HashMap<String, CompactString>,
     ) -> Result<usize> {
         let surveys: Vec<Survey> = self.list("TicketSatisfaction", body)?;
         for s in &surveys {
@@ -590,7 +593,7 @@ impl<'a> Glpi<'a> {
                 && ids.contains(t)
                 && let Some(x) = s.satisfaction_scaled_to_5.get().or(s.satisfaction.get())
             {
-                out.insert(t.to_string(), x.to_string());
+                out.insert(t.to_string(), x.into());
             }
         }
         Ok(surveys.len())
@@ -600,14 +603,17 @@ impl<'a> Glpi<'a> {
     /// satisfaction; `deleted` rows come from the trash.
     pub fn ticket(&self, raw: &RawValue, f: &Fields, deleted: bool) -> RawTicket {
         let get = |k: &str| f.non_empty(k);
-        let owned = |k: &str| get(k).map(str::to_string);
+        let owned = |k: &str| get(k).map(CompactString::from);
         let category = get("7").unwrap_or_default();
         let mut parts = category.split(" > ").map(str::trim);
-        let service = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
-        let cat = parts.next().map(str::to_string);
+        let service = parts
+            .next()
+            .filter(|s| !s.is_empty())
+            .map(CompactString::from);
+        let cat = parts.next().map(CompactString::from);
         let rest: Vec<&str> = parts.collect();
-        let sub = (!rest.is_empty()).then(|| rest.join(" > "));
-        let entity = get("80").map(|e| e.rsplit(" > ").next().unwrap_or(e).trim().to_string());
+        let sub = (!rest.is_empty()).then(|| rest.join(" > ").into());
+        let entity = get("80").map(|e| e.rsplit(" > ").next().unwrap_or(e).trim().into());
         // the first of a multi-valued column
         fn first(v: Option<&str>) -> Option<&str> {
             v.map(|s| s.split("$$##$$").next().unwrap_or("").trim())
@@ -630,7 +636,7 @@ impl<'a> Glpi<'a> {
             channel: owned("9"),
             requester: first(get("4")).map(|s| self.pseudo.pseudonym(s)),
             profile: None,
-            team: first(get("8")).map(str::to_string),
+            team: first(get("8")).map(CompactString::from),
             agent: first(get("5")).map(|s| self.pseudo.pseudonym(s)),
             status: if deleted {
                 Some("canceled".into())
@@ -648,7 +654,7 @@ impl<'a> Glpi<'a> {
             source_sla_met: None,
             effort_minutes: get("45")
                 .and_then(|s| s.parse::<f64>().ok())
-                .map(|s| (s / 60.0).to_string()),
+                .map(|s| compact_str::format_compact!("{}", s / 60.0)),
         }
     }
 
@@ -672,20 +678,23 @@ impl<'a> Glpi<'a> {
             )
         }
         items.sort_by(|a, b| key(a).cmp(&key(b)));
-        let mut status: Option<String> = None;
+        let mut status: Option<CompactString> = None;
         for item in items {
             let action = number(&item.linked_action).unwrap_or(-1);
             let option = number(&item.id_search_option).unwrap_or(-1);
             let change = match action {
                 LOG_CREATE_ITEM => Some(RawChange::Created),
                 LOG_FIELD if option == SO_STATUS => Some(RawChange::Status(
-                    item.old_value.owned(),
-                    item.new_value.owned().unwrap_or_default(),
+                    item.old_value.get().map(CompactString::from),
+                    item.new_value
+                        .get()
+                        .map(CompactString::from)
+                        .unwrap_or_default(),
                 )),
                 LOG_DELETE_ITEM => Some(RawChange::Status(status.clone(), "canceled".into())),
-                LOG_ADD_RELATION if item.itemtype_link.get() == Some("Group") => {
-                    Some(RawChange::Team(None, item.new_value.get().map(strip_id)))
-                }
+                LOG_ADD_RELATION if item.itemtype_link.get() == Some("Group") => Some(
+                    RawChange::Team(None, item.new_value.get().map(|v| strip_id(v).into())),
+                ),
                 _ => None,
             };
             let Some(change) = change else { continue };
@@ -712,11 +721,15 @@ impl<'a> Glpi<'a> {
                 .get()
                 .map(strip_id)
                 .filter(|u| !u.is_empty())
-                .map(|u| self.pseudo.pseudonym(&u));
+                .map(|u| self.pseudo.pseudonym(u));
             pulled.events.push(RawEvent {
-                event_id: id.to_string(),
-                ticket_id: ticket_id.to_string(),
-                at: item.date_mod.owned().unwrap_or_default(),
+                event_id: id.into(),
+                ticket_id: ticket_id.into(),
+                at: item
+                    .date_mod
+                    .get()
+                    .map(CompactString::from)
+                    .unwrap_or_default(),
                 change,
                 actor,
                 raw: None,
@@ -786,14 +799,14 @@ pub struct Survey<'a> {
 }
 
 /// `"name (12)"` → `"name"`.
-pub fn strip_id(v: &str) -> String {
+pub fn strip_id(v: &str) -> &str {
     match v.rfind(" (") {
         Some(i)
             if v.ends_with(')') && v[i + 2..v.len() - 1].chars().all(|c| c.is_ascii_digit()) =>
         {
-            v[..i].to_string()
+            &v[..i]
         }
-        _ => v.to_string(),
+        _ => v,
     }
 }
 

@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 use foldhash::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
+use compact_str::CompactString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -375,7 +376,7 @@ impl<'a> Itop<'a> {
     ) -> Result<Pulled> {
         let mut pulled = Pulled::default();
         let teams = self.teams().await?;
-        let mut ids_of_class: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+        let mut ids_of_class: BTreeMap<String, Vec<(u64, CompactString)>> = BTreeMap::new();
         let mut done = 0u64;
         let mut total = 0u64;
         for class in &self.source.classes {
@@ -633,53 +634,57 @@ impl<'a> Itop<'a> {
     }
 
     fn ticket(&self, class: &str, raw: &RawValue, f: &Fields) -> RawTicket {
-        let get = |k: &str| f.non_empty(k).map(str::to_string);
-        let field = |canonical: &str| self.source.fields.get(canonical).and_then(|attr| get(attr));
-        let requester = f
-            .non_empty("caller_id_friendlyname")
-            .map(|s| self.pseudo.pseudonym(s));
-        let agent = f
-            .non_empty("agent_id_friendlyname")
-            .map(|s| self.pseudo.pseudonym(s));
-        let (category, subcategory) = match f.non_empty("servicesubcategory_name") {
+        let v = TicketFields::read(f);
+        let text = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(CompactString::from);
+        let field = |canonical: &str| {
+            let attr = self.source.fields.get(canonical)?;
+            f.non_empty(attr).map(CompactString::from)
+        };
+        let pseudonym = |s: Option<&str>| {
+            s.filter(|s| !s.is_empty())
+                .map(|s| self.pseudo.pseudonym(s))
+        };
+        let (category, subcategory) = match v.servicesubcategory_name.filter(|s| !s.is_empty()) {
             Some(s) => match s.split_once(" / ") {
-                Some((c, sc)) => (Some(c.to_string()), Some(sc.to_string())),
-                None => (None, Some(s.to_string())),
+                Some((c, sc)) => (Some(c.into()), Some(sc.into())),
+                None => (None, Some(s.into())),
             },
             None => (None, None),
         };
-        let status = get("status");
+        let status = text(v.status);
         let resolved = matches!(status.as_deref(), Some("resolved" | "closed"));
         RawTicket {
-            ticket_id: get("ref").unwrap_or_default(),
-            org: get("org_name"),
-            service: get("service_name"),
+            ticket_id: text(v.r#ref).unwrap_or_default(),
+            org: text(v.org_name),
+            service: text(v.service_name),
             category,
             subcategory,
             kind: if class == "Incident" {
                 Some("incident".into())
             } else {
-                get("request_type")
+                text(v.request_type)
             },
-            impact: get("impact"),
-            urgency: get("urgency"),
-            priority: get("priority"),
-            channel: get("origin"),
-            requester,
+            impact: text(v.impact),
+            urgency: text(v.urgency),
+            priority: text(v.priority),
+            channel: text(v.origin),
+            requester: pseudonym(v.caller_id_friendlyname),
             profile: field("requester_profile"),
-            team: get("team_id_friendlyname"),
-            agent,
+            team: text(v.team_id_friendlyname),
+            agent: pseudonym(v.agent_id_friendlyname),
             status,
-            created_at: get("start_date"),
-            assigned_at: get("assignment_date"),
-            resolved_at: get("resolution_date"),
-            closed_at: get("close_date"),
-            updated_at: get("last_update"),
+            created_at: text(v.start_date),
+            assigned_at: text(v.assignment_date),
+            resolved_at: text(v.resolution_date),
+            closed_at: text(v.close_date),
+            updated_at: text(v.last_update),
             origin: field("origin"),
             satisfaction: field("satisfaction"),
             reopen_count: None,
             source_sla_met: if resolved {
-                f.non_empty("sla_ttr_passed").map(|p| p == "no")
+                v.sla_ttr_passed
+                    .filter(|s| !s.is_empty())
+                    .map(|p| p == "no")
             } else {
                 None
             },
@@ -709,7 +714,7 @@ impl<'a> Itop<'a> {
         let at = f.date.non_empty().ok_or("no date")?;
         let team = |v: Option<&str>| {
             v.filter(|s| !s.is_empty() && *s != "0")
-                .map(|s| teams.get(s).cloned().unwrap_or_else(|| s.to_string()))
+                .map(|s| teams.get(s).map_or(s, String::as_str).into())
         };
         let change = if op_class == "CMDBChangeOpCreate" {
             RawChange::Created
@@ -717,16 +722,16 @@ impl<'a> Itop<'a> {
             let old = f.oldvalue.get();
             let new = f.newvalue.get().unwrap_or_default();
             match f.attcode.get() {
-                Some("status") => RawChange::Status(old.map(str::to_string), new.to_string()),
+                Some("status") => RawChange::Status(old.map(CompactString::from), new.into()),
                 Some("team_id") => RawChange::Team(team(old), team(Some(new))),
-                Some("priority") => RawChange::Priority(old.map(str::to_string), new.to_string()),
+                Some("priority") => RawChange::Priority(old.map(CompactString::from), new.into()),
                 _ => return Ok(None),
             }
         };
         Ok(Some(RawEvent {
-            event_id: id.to_string(),
-            ticket_id: ticket_id.to_string(),
-            at: at.to_string(),
+            event_id: id.into(),
+            ticket_id: (*ticket_id).into(),
+            at: at.into(),
             change,
             actor: f
                 .user_id_friendlyname
@@ -734,6 +739,64 @@ impl<'a> Itop<'a> {
                 .map(|s| self.pseudo.pseudonym(s)),
             raw: None,
         }))
+    }
+}
+
+/// The fields of a ticket object that [`Itop::ticket`] reads, found in one pass over the
+/// object (a ticket has about 25; looking each up by name scanned them all every time).
+/// A repeated key gives its last value, as [`Fields::get`] does.
+#[derive(Default)]
+struct TicketFields<'f> {
+    r#ref: Option<&'f str>,
+    org_name: Option<&'f str>,
+    service_name: Option<&'f str>,
+    servicesubcategory_name: Option<&'f str>,
+    request_type: Option<&'f str>,
+    impact: Option<&'f str>,
+    urgency: Option<&'f str>,
+    priority: Option<&'f str>,
+    origin: Option<&'f str>,
+    caller_id_friendlyname: Option<&'f str>,
+    agent_id_friendlyname: Option<&'f str>,
+    team_id_friendlyname: Option<&'f str>,
+    status: Option<&'f str>,
+    start_date: Option<&'f str>,
+    assignment_date: Option<&'f str>,
+    resolution_date: Option<&'f str>,
+    close_date: Option<&'f str>,
+    last_update: Option<&'f str>,
+    sla_ttr_passed: Option<&'f str>,
+}
+
+impl<'f> TicketFields<'f> {
+    fn read(f: &'f Fields) -> TicketFields<'f> {
+        let mut v = TicketFields::default();
+        for (k, text) in &f.0 {
+            let slot = match k.as_ref() {
+                "ref" => &mut v.r#ref,
+                "org_name" => &mut v.org_name,
+                "service_name" => &mut v.service_name,
+                "servicesubcategory_name" => &mut v.servicesubcategory_name,
+                "request_type" => &mut v.request_type,
+                "impact" => &mut v.impact,
+                "urgency" => &mut v.urgency,
+                "priority" => &mut v.priority,
+                "origin" => &mut v.origin,
+                "caller_id_friendlyname" => &mut v.caller_id_friendlyname,
+                "agent_id_friendlyname" => &mut v.agent_id_friendlyname,
+                "team_id_friendlyname" => &mut v.team_id_friendlyname,
+                "status" => &mut v.status,
+                "start_date" => &mut v.start_date,
+                "assignment_date" => &mut v.assignment_date,
+                "resolution_date" => &mut v.resolution_date,
+                "close_date" => &mut v.close_date,
+                "last_update" => &mut v.last_update,
+                "sla_ttr_passed" => &mut v.sla_ttr_passed,
+                _ => continue,
+            };
+            *slot = text.get();
+        }
+        v
     }
 }
 
@@ -818,7 +881,7 @@ pub struct TicketsPage {
     /// The lowest numeric id among them (the next page's cursor).
     pub lowest: Option<u64>,
     /// (iTop id, ref) of the tickets taken.
-    pub ids: Vec<(u64, String)>,
+    pub ids: Vec<(u64, CompactString)>,
 }
 
 /// An answer's body: the JSON, or iTop's error (code ≠ 0, HTTP 200 all the same).

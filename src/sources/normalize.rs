@@ -10,11 +10,11 @@
 //! goes to the quarantine, so nothing unpseudonymised leaves this stage.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use anyhow::Result;
 use arrow::array::RecordBatch;
 use chrono::{DateTime, NaiveDateTime, TimeZone};
+use compact_str::CompactString;
 
 use super::config::SourceConfig;
 use crate::config::Config;
@@ -23,35 +23,39 @@ use crate::model::{Table, priority_from, values};
 use crate::sources::batch::{EventFields, EventsBuilder, TicketFields, TicketsBuilder};
 
 /// One ticket as a connector decoded it: source values, not yet mapped.
+///
+/// Its texts are [`CompactString`]s: most source values (ids, dates, codes, names,
+/// pseudonyms) fit in 24 bytes and are kept inline, so decoding a ticket allocates for
+/// its few long values only.
 #[derive(Debug, Clone, Default)]
 pub struct RawTicket {
-    pub ticket_id: String,
+    pub ticket_id: CompactString,
     /// The source record, for the quarantine.
     pub record: Record,
-    pub org: Option<String>,
-    pub service: Option<String>,
-    pub category: Option<String>,
-    pub subcategory: Option<String>,
-    pub kind: Option<String>,
-    pub impact: Option<String>,
-    pub urgency: Option<String>,
-    pub priority: Option<String>,
-    pub channel: Option<String>,
-    pub requester: Option<String>,
-    pub profile: Option<String>,
-    pub team: Option<String>,
-    pub agent: Option<String>,
-    pub status: Option<String>,
-    pub created_at: Option<String>,
-    pub assigned_at: Option<String>,
-    pub resolved_at: Option<String>,
-    pub closed_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub origin: Option<String>,
-    pub satisfaction: Option<String>,
+    pub org: Option<CompactString>,
+    pub service: Option<CompactString>,
+    pub category: Option<CompactString>,
+    pub subcategory: Option<CompactString>,
+    pub kind: Option<CompactString>,
+    pub impact: Option<CompactString>,
+    pub urgency: Option<CompactString>,
+    pub priority: Option<CompactString>,
+    pub channel: Option<CompactString>,
+    pub requester: Option<CompactString>,
+    pub profile: Option<CompactString>,
+    pub team: Option<CompactString>,
+    pub agent: Option<CompactString>,
+    pub status: Option<CompactString>,
+    pub created_at: Option<CompactString>,
+    pub assigned_at: Option<CompactString>,
+    pub resolved_at: Option<CompactString>,
+    pub closed_at: Option<CompactString>,
+    pub updated_at: Option<CompactString>,
+    pub origin: Option<CompactString>,
+    pub satisfaction: Option<CompactString>,
     pub reopen_count: Option<u32>,
     pub source_sla_met: Option<bool>,
-    pub effort_minutes: Option<String>,
+    pub effort_minutes: Option<CompactString>,
 }
 
 /// A ticket's source record, kept in case the ticket goes to the quarantine.
@@ -95,21 +99,21 @@ pub enum RawChange {
     /// The ticket was created (its first status is `new`).
     Created,
     /// A status change, in source values.
-    Status(Option<String>, String),
+    Status(Option<CompactString>, CompactString),
     /// The assigned team changed (names; `None` for no team).
-    Team(Option<String>, Option<String>),
+    Team(Option<CompactString>, Option<CompactString>),
     /// The priority changed, in source values.
-    Priority(Option<String>, String),
+    Priority(Option<CompactString>, CompactString),
 }
 
-/// One history row.
+/// One history row (its texts inline when short, as [`RawTicket`]'s).
 #[derive(Debug, Clone)]
 pub struct RawEvent {
-    pub event_id: String,
-    pub ticket_id: String,
-    pub at: String,
+    pub event_id: CompactString,
+    pub ticket_id: CompactString,
+    pub at: CompactString,
     pub change: RawChange,
-    pub actor: Option<String>,
+    pub actor: Option<CompactString>,
     /// The source row, when the connector keeps it (else [`RawEvent::record`] rebuilds
     /// one from the decoded fields: a pull holds hundreds of thousands of history rows).
     pub raw: Option<serde_json::Value>,
@@ -117,15 +121,15 @@ pub struct RawEvent {
 
 impl RawEvent {
     /// The record for the quarantine.
-    pub fn record(self) -> serde_json::Value {
-        match self.raw {
-            Some(r) => r,
+    pub fn record(&self) -> serde_json::Value {
+        match &self.raw {
+            Some(r) => r.clone(),
             None => serde_json::json!({
-                "event_id": self.event_id,
-                "ticket_id": self.ticket_id,
-                "at": self.at,
+                "event_id": self.event_id.as_str(),
+                "ticket_id": self.ticket_id.as_str(),
+                "at": self.at.as_str(),
                 "change": format!("{:?}", self.change),
-                "actor": self.actor,
+                "actor": self.actor.as_deref(),
             }),
         }
     }
@@ -283,19 +287,25 @@ pub struct Normalizer<'a> {
     dates: LocalDates,
     /// History rows' dates (iTop keeps these in `Y-m-d H:i:s` whatever its display format).
     history_dates: LocalDates,
-    status: BTreeMap<String, String>,
-    priority: BTreeMap<String, String>,
-    impact: BTreeMap<String, String>,
-    urgency: BTreeMap<String, String>,
-    kind: BTreeMap<String, String>,
-    channel: BTreeMap<String, String>,
-    service: BTreeMap<String, String>,
-    org: BTreeMap<String, String>,
-    satisfaction: BTreeMap<String, String>,
-    profile: BTreeMap<String, String>,
+    status: Mapping,
+    priority: Mapping,
+    impact: Mapping,
+    urgency: Mapping,
+    kind: Mapping,
+    channel: Mapping,
+    service: Mapping,
+    org: Mapping,
+    satisfaction: Mapping,
+    profile: Mapping,
     /// `<org>-`, lower case, of every other org: a team named so is another desk's.
     other_desks: Vec<String>,
+    /// The catalogue's services: name → scope.
+    scopes: foldhash::HashMap<&'a str, &'a str>,
 }
+
+/// A mapping table of a source (source value → canonical value), looked up for every
+/// ticket and history row.
+type Mapping = foldhash::HashMap<String, String>;
 
 /// Default tables of a connector: (table name, entries).
 pub type Defaults = &'static [(&'static str, &'static [(&'static str, &'static str)])];
@@ -314,10 +324,10 @@ impl<'a> Normalizer<'a> {
                 .find(|(n, _)| *n == name)
                 .map(|(_, e)| *e)
                 .unwrap_or(&[]);
-            source.table(name, d)
+            source.table(name, d).into_iter().collect::<Mapping>()
         };
         // orgs are found by id or display name, whatever the case
-        let mut org = BTreeMap::new();
+        let mut org = Mapping::default();
         for o in &config.orgs {
             org.insert(o.id.to_lowercase(), o.id.clone());
             org.insert(o.name.to_lowercase(), o.id.clone());
@@ -352,6 +362,13 @@ impl<'a> Normalizer<'a> {
                 .iter()
                 .filter(|o| o.id != source.org)
                 .map(|o| format!("{}-", o.id.to_lowercase()))
+                .collect(),
+            // the first of a repeated name, as a search of the catalogue finds it
+            scopes: config
+                .services
+                .iter()
+                .rev()
+                .map(|s| (s.name.as_str(), s.scope.as_str()))
                 .collect(),
         })
     }
@@ -392,7 +409,7 @@ impl<'a> Normalizer<'a> {
         (level, other_desk)
     }
 
-    fn date(&self, field: &str, v: &Option<String>) -> Result<Option<i64>, String> {
+    fn date(&self, field: &str, v: &Option<CompactString>) -> Result<Option<i64>, String> {
         match v.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
             Some(t) => self
@@ -404,7 +421,7 @@ impl<'a> Normalizer<'a> {
     }
 
     fn mapped(
-        table: &BTreeMap<String, String>,
+        table: &Mapping,
         field: &str,
         v: &str,
         allowed: &[&'static str],
@@ -417,7 +434,7 @@ impl<'a> Normalizer<'a> {
             .ok_or_else(|| format!("unknown {field} '{v}'"))
     }
 
-    fn level_value(table: &BTreeMap<String, String>, field: &str, v: &str) -> Result<u8, String> {
+    fn level_value(table: &Mapping, field: &str, v: &str) -> Result<u8, String> {
         let out = table.get(v).map(String::as_str).unwrap_or(v);
         match out.parse::<u8>() {
             Ok(n) if (1..=4).contains(&n) => Ok(n),
@@ -432,19 +449,26 @@ impl<'a> Normalizer<'a> {
     /// Maps a whole pull to canonical batches; records that cannot be normalised go to
     /// the returned quarantine with their reason.
     pub fn normalize(&self, pulled: Pulled, history: bool) -> Normalized {
-        let mut rejected = pulled.rejected;
-        let mut events_of: foldhash::HashMap<&str, Vec<(i64, RawEvent)>> = Default::default();
-        let ticket_ids: foldhash::HashSet<&str> = pulled
-            .tickets
-            .iter()
-            .map(|t| t.ticket_id.as_str())
-            .collect();
-        for e in pulled.events {
-            let Some(&ticket) = ticket_ids.get(e.ticket_id.as_str()) else {
+        let Pulled {
+            tickets: raw_tickets,
+            events: raw_events,
+            mut rejected,
+            ..
+        } = pulled;
+        // each ticket's number: its place in the pull (the first of a repeated id)
+        let mut number: foldhash::HashMap<&str, u32> =
+            foldhash::HashMap::with_capacity_and_hasher(raw_tickets.len(), Default::default());
+        for (i, t) in raw_tickets.iter().enumerate() {
+            number.entry(t.ticket_id.as_str()).or_insert(i as u32);
+        }
+        // the events read, as (ticket, instant, event), then in each ticket's time order
+        let mut order: Vec<(u32, i64, u32)> = Vec::with_capacity(raw_events.len());
+        for (i, e) in raw_events.iter().enumerate() {
+            let Some(&ticket) = number.get(e.ticket_id.as_str()) else {
                 rejected.push((
                     Table::Events,
                     Rejected {
-                        key: e.event_id.clone(),
+                        key: e.event_id.to_string(),
                         reason: format!("event for unknown ticket '{}'", e.ticket_id),
                         record: e.record(),
                     },
@@ -452,22 +476,38 @@ impl<'a> Normalizer<'a> {
                 continue;
             };
             match self.history_dates.parse(&e.at) {
-                Ok(at) => events_of.entry(ticket).or_default().push((at, e)),
+                Ok(at) => order.push((ticket, at, i as u32)),
                 Err(why) => rejected.push((
                     Table::Events,
                     Rejected {
-                        key: e.event_id.clone(),
+                        key: e.event_id.to_string(),
                         reason: format!("unparseable date: {why}"),
                         record: e.record(),
                     },
                 )),
             }
         }
-        let mut tickets = TicketsBuilder::default();
-        let mut events = EventsBuilder::default();
-        for t in &pulled.tickets {
-            let mut history_of = events_of.remove(t.ticket_id.as_str()).unwrap_or_default();
-            history_of.sort_by(|a, b| (a.0, &a.1.event_id).cmp(&(b.0, &b.1.event_id)));
+        drop(number);
+        // ties on the instant by event id, then in the order the connector gave them
+        order.sort_unstable_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| {
+                    raw_events[a.2 as usize]
+                        .event_id
+                        .cmp(&raw_events[b.2 as usize].event_id)
+                })
+                .then(a.2.cmp(&b.2))
+        });
+        let mut tickets = TicketsBuilder::with_capacity(raw_tickets.len());
+        let mut events = EventsBuilder::with_capacity(order.len() + order.len() / 8);
+        let mut next = order.iter().peekable();
+        let mut history_of: Vec<(i64, &RawEvent)> = Vec::new();
+        for (i, t) in raw_tickets.iter().enumerate() {
+            history_of.clear();
+            while let Some((_, at, e)) = next.next_if(|(ticket, ..)| *ticket == i as u32) {
+                history_of.push((*at, &raw_events[*e as usize]));
+            }
             match self.ticket(t, &history_of, history) {
                 Ok((ticket, evs)) => {
                     tickets.append(&ticket.fields());
@@ -487,17 +527,17 @@ impl<'a> Normalizer<'a> {
                     rejected.push((
                         Table::Tickets,
                         Rejected {
-                            key: t.ticket_id.clone(),
+                            key: t.ticket_id.to_string(),
                             record: t.record.clone().into_value(self.pseudo),
                             reason,
                         },
                     ));
                     // its history goes with it, so nothing refers to a missing ticket
-                    for (_, e) in history_of {
+                    for (_, e) in &history_of {
                         rejected.push((
                             Table::Events,
                             Rejected {
-                                key: e.event_id.clone(),
+                                key: e.event_id.to_string(),
                                 reason: format!("event of quarantined ticket '{}'", t.ticket_id),
                                 record: e.record(),
                             },
@@ -517,7 +557,7 @@ impl<'a> Normalizer<'a> {
     fn ticket<'t>(
         &'t self,
         t: &'t RawTicket,
-        history: &'t [(i64, RawEvent)],
+        history: &[(i64, &'t RawEvent)],
         has_history: bool,
     ) -> Result<(Ticket<'t>, Vec<Event<'t>>), String> {
         if t.ticket_id.trim().is_empty() {
@@ -533,13 +573,11 @@ impl<'a> Normalizer<'a> {
             .get(raw_service)
             .map(String::as_str)
             .unwrap_or(raw_service);
-        let scope = self
-            .config
-            .services
-            .iter()
-            .find(|s| s.name == service)
-            .map(|s| s.scope.as_str())
-            .ok_or_else(|| format!("service '{raw_service}' is not in the catalogue (map it in [sources.map.service])"))?;
+        let scope = self.scopes.get(service).copied().ok_or_else(|| {
+            format!(
+                "service '{raw_service}' is not in the catalogue (map it in [sources.map.service])"
+            )
+        })?;
         let org = match &t.org {
             Some(o) if !o.trim().is_empty() => self
                 .org
@@ -554,7 +592,7 @@ impl<'a> Normalizer<'a> {
             t.kind.as_deref().ok_or("no kind")?,
             values::KINDS,
         )?;
-        let small = |table: &BTreeMap<String, String>, field: &str, v: &Option<String>| {
+        let small = |table: &Mapping, field: &str, v: &Option<CompactString>| {
             v.as_deref()
                 .filter(|s| !s.is_empty())
                 .map(|s| Self::level_value(table, field, s))
@@ -619,7 +657,8 @@ impl<'a> Normalizer<'a> {
         let mut last_closing: Option<i64> = None;
         let mut first_assigned_status: Option<i64> = None;
         let mut reopens = 0u32;
-        for (at, e) in history {
+        for &(at, e) in history {
+            let at = &at;
             let mut push = |kind: &'static str,
                             from: Option<Cow<'t, str>>,
                             to: Option<Cow<'t, str>>,
@@ -860,7 +899,7 @@ pub fn scrub(
                     _ => None,
                 };
                 if let Some(t) = text {
-                    *v = serde_json::Value::String(pseudo.pseudonym(&t));
+                    *v = serde_json::Value::String(pseudo.pseudonym(&t).into());
                 }
             }
         }
