@@ -42,7 +42,8 @@ fuzz_target!(|data: &[u8]| {
     let mut pulled = Pulled::default();
     let mut seen = Default::default();
     for (body, deleted) in [(search, false), (trash, true)] {
-        let _ = g.take_rows(body, deleted, &mut seen, &mut pulled);
+        let body = bytes::Bytes::copy_from_slice(body);
+        let _ = g.take_rows(&body, deleted, &mut seen, &mut pulled);
     }
     let ids = pulled
         .tickets
@@ -53,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = g.take_surveys(surveys, &ids, &mut satisfaction);
     drop(ids);
     for t in &mut pulled.tickets {
-        t.satisfaction = satisfaction.remove(&t.ticket_id);
+        t.satisfaction = satisfaction.remove(t.ticket_id.as_str());
     }
     if let Some(first) = pulled.tickets.first().map(|t| t.ticket_id.clone()) {
         let _ = g.events(&first, &[logs], &mut pulled);

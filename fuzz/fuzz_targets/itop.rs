@@ -44,7 +44,13 @@ fuzz_target!(|data: &[u8]| {
     let mut ids = Vec::new();
     let mut seen = Default::default();
     if let Ok((Some(page), _)) =
-        itop.decode_tickets("UserRequest", "core/get", tickets, &mut seen, &mut pulled)
+        itop.decode_tickets(
+            "UserRequest",
+            "core/get",
+            &bytes::Bytes::copy_from_slice(tickets),
+            &mut seen,
+            &mut pulled,
+        )
     {
         assert!(page.ids.len() <= page.objects);
         ids = page.ids;

@@ -48,7 +48,7 @@ use serde_json::value::RawValue;
 use super::config::SourceConfig;
 use super::http::Http;
 use super::itop::str_of;
-use super::json::{Fields, Text};
+use super::json::{Fields, Text, share};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -545,7 +545,7 @@ impl<'a> Glpi<'a> {
     /// rows in the answer and its `totalcount`.
     pub fn take_rows(
         &self,
-        body: &[u8],
+        body: &bytes::Bytes,
         deleted: bool,
         seen: &mut HashSet<String>,
         pulled: &mut Pulled,
@@ -558,7 +558,9 @@ impl<'a> Glpi<'a> {
             match serde_json::from_str::<Fields>(raw.get()) {
                 Ok(f) => {
                     if seen.insert(f.get("2").unwrap_or_default().to_string()) {
-                        pulled.tickets.push(self.ticket(raw, &f, deleted));
+                        pulled
+                            .tickets
+                            .push(self.ticket(share(body, raw.get()), &f, deleted));
                     }
                 }
                 Err(e) => pulled.rejected.push((
@@ -601,7 +603,7 @@ impl<'a> Glpi<'a> {
 
     /// One search row (keyed by search-option id) as a raw ticket, without its
     /// satisfaction; `deleted` rows come from the trash.
-    pub fn ticket(&self, raw: &RawValue, f: &Fields, deleted: bool) -> RawTicket {
+    pub fn ticket(&self, record: bytes::Bytes, f: &Fields, deleted: bool) -> RawTicket {
         let get = |k: &str| f.non_empty(k);
         let owned = |k: &str| get(k).map(CompactString::from);
         let category = get("7").unwrap_or_default();
@@ -622,7 +624,7 @@ impl<'a> Glpi<'a> {
         RawTicket {
             ticket_id: owned("2").unwrap_or_default(),
             record: Record::Json {
-                text: raw.to_owned(),
+                text: record,
                 identities: &["4", "5"],
             },
             org: entity,

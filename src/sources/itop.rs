@@ -34,6 +34,7 @@
 //! | `user_satisfaction` 1 … 4 (only with `fields.satisfaction`, since stock iTop cannot tell "not answered" from "very satisfied") | 5, 4, 2, 1 |
 //! | team name | level (`…n1`/`n2`/`n3`, catalogue owner teams level 2) |
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 // ids and names looked up for every record: the fast hash, not SipHash
@@ -42,12 +43,13 @@ use foldhash::{HashMap, HashSet};
 use anyhow::{Context, Result, bail};
 use compact_str::CompactString;
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::config::SourceConfig;
 use super::http::Http;
-use super::json::{Fields, Members, Text};
+use super::json::{EachMember, Fields, Members, Text, share};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -499,7 +501,7 @@ impl<'a> Itop<'a> {
         &self,
         class: &str,
         what: &str,
-        body: &[u8],
+        body: &bytes::Bytes,
         seen: &mut HashSet<u64>,
         pulled: &mut Pulled,
     ) -> Result<(Option<TicketsPage>, u64)> {
@@ -508,14 +510,15 @@ impl<'a> Itop<'a> {
             .map_err(|e| self.fail(what, e))?;
         let found = answer.found();
         Ok((
-            self.take_tickets(class, answer.objects, seen, pulled),
+            self.take_tickets(class, body, answer.objects, seen, pulled),
             found,
         ))
     }
 
     /// Decodes one answer (its body) to a `core/get` of change ops (`op_class`) of the
     /// tickets in `refs` (iTop id → ref) into `pulled`; `Some(why)` when the account may
-    /// not read them.
+    /// not read them. The change ops are taken one by one as they are read; if the answer
+    /// turns out to be an error or not JSON, none of them stays in `pulled`.
     pub fn decode_history(
         &self,
         op_class: &str,
@@ -525,19 +528,30 @@ impl<'a> Itop<'a> {
         teams: &HashMap<String, String>,
         pulled: &mut Pulled,
     ) -> Result<Option<String>> {
-        let answer = match self.objects::<ChangeOp>(what, body)? {
-            Ok(answer) => answer,
-            Err(e) if e.code == 1 => return Ok(Some(e.message)),
-            Err(e) => return Err(self.fail(what, e)),
+        let (events, rejected) = (pulled.events.len(), pulled.rejected.len());
+        let each = EachMember::new(|k: Cow<str>, obj: Object<ChangeOp>| {
+            self.take_op(op_class, &k, obj, refs, teams, pulled)
+        });
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let read = AnswerWith(each)
+            .deserialize(&mut de)
+            .and_then(|answer| de.end().map(|()| answer));
+        let outcome = match read {
+            Ok((code, _)) if code == 0 => return Ok(None),
+            Ok((code, message)) if code == 1 => Ok(Some(message)),
+            Ok((code, message)) => Err(self.fail(what, ItopError { code, message })),
+            Err(e) => Err(anyhow::Error::new(e).context(self.not_json(what))),
         };
-        self.take_history(op_class, answer.objects, refs, teams, pulled);
-        Ok(None)
+        pulled.events.truncate(events);
+        pulled.rejected.truncate(rejected);
+        outcome
     }
 
     /// A page's objects, tickets of `class`, into `pulled`.
     fn take_tickets(
         &self,
         class: &str,
+        body: &bytes::Bytes,
         objects: Option<Members<Object<&RawValue>>>,
         seen: &mut HashSet<u64>,
         pulled: &mut Pulled,
@@ -565,7 +579,7 @@ impl<'a> Itop<'a> {
                 (id, parsed) => {
                     let record = obj.fields.map_or(Value::Null, |raw| {
                         Record::Json {
-                            text: raw.to_owned(),
+                            text: share(body, raw.get()),
                             identities: IDENTITY_FIELDS,
                         }
                         .into_value(self.pseudo)
@@ -591,49 +605,45 @@ impl<'a> Itop<'a> {
             if !seen.insert(id) {
                 continue;
             }
-            let t = self.ticket(class, raw, &fields);
+            let t = self.ticket(class, share(body, raw.get()), &fields);
             page.ids.push((id, t.ticket_id.clone()));
             pulled.tickets.push(t);
         }
         Some(page)
     }
 
-    /// An answer's change ops into `pulled`; a row that cannot be read goes to the
-    /// quarantine.
-    fn take_history(
+    /// One change op (`k`, its key in the answer) into `pulled`; a row that cannot be
+    /// read goes to the quarantine.
+    fn take_op(
         &self,
         op_class: &str,
-        objects: Option<Members<Object<ChangeOp>>>,
+        k: &str,
+        obj: Object<ChangeOp>,
         refs: &HashMap<u64, &str>,
         teams: &HashMap<String, String>,
         pulled: &mut Pulled,
     ) {
-        let Some(objects) = objects else {
-            return;
-        };
-        // in the answer's order: the normaliser puts each ticket's history in time order
-        for (k, obj) in objects.0 {
-            let fields = obj.fields.unwrap_or_default();
-            match self.event(op_class, &obj.key, &fields, refs, teams) {
-                Ok(Some(e)) => pulled.events.push(e),
-                Ok(None) => {}
-                Err(reason) => {
-                    let mut record = fields.to_value();
-                    scrub(&mut record, &["user_id_friendlyname"], self.pseudo);
-                    pulled.rejected.push((
-                        crate::model::Table::Events,
-                        crate::lake::validate::Rejected {
-                            key: k.to_string(),
-                            record,
-                            reason: format!("{k}: {reason}"),
-                        },
-                    ))
-                }
+        let fields = obj.fields.unwrap_or_default();
+        match self.event(op_class, &obj.key, &fields, refs, teams) {
+            Ok(Some(e)) => pulled.events.push(e),
+            Ok(None) => {}
+            Err(reason) => {
+                let mut record = fields.to_value();
+                scrub(&mut record, &["user_id_friendlyname"], self.pseudo);
+                pulled.rejected.push((
+                    crate::model::Table::Events,
+                    crate::lake::validate::Rejected {
+                        key: k.to_string(),
+                        record,
+                        reason: format!("{k}: {reason}"),
+                    },
+                ))
             }
         }
     }
 
-    fn ticket(&self, class: &str, raw: &RawValue, f: &Fields) -> RawTicket {
+    /// A ticket object's fields (`record`, their JSON text) as a raw ticket.
+    fn ticket(&self, class: &str, record: bytes::Bytes, f: &Fields) -> RawTicket {
         let v = TicketFields::read(f);
         let text = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(CompactString::from);
         let field = |canonical: &str| {
@@ -690,7 +700,7 @@ impl<'a> Itop<'a> {
             },
             effort_minutes: field("effort_minutes"),
             record: Record::Json {
-                text: raw.to_owned(),
+                text: record,
                 identities: IDENTITY_FIELDS,
             },
         }
@@ -870,6 +880,49 @@ impl<F> Answer<'_, F> {
             .and_then(|m| m.strip_prefix("Found: "))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
+    }
+}
+
+/// A `core/get` answer whose objects are read by a seed (an [`EachMember`]) rather than
+/// collected: its code (-1 when there is none) and message. A repeated key counts once
+/// (the last `code` or `message`, the first `objects`).
+struct AnswerWith<S>(S);
+
+impl<'de, S: DeserializeSeed<'de, Value = ()>> DeserializeSeed<'de> for AnswerWith<S> {
+    type Value = (i64, String);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de, Value = ()>> Visitor<'de> for AnswerWith<S> {
+    type Value = (i64, String);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an iTop answer")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let (mut code, mut message) = (Text::default(), Text::default());
+        let mut objects = Some(self.0);
+        while let Some(k) = map.next_key::<Text<'de>>()? {
+            match k.get() {
+                Some("code") => code = map.next_value()?,
+                Some("message") => message = map.next_value()?,
+                Some("objects") if objects.is_some() => {
+                    map.next_value_seed(objects.take().expect("not read yet"))?
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let code = code.get().and_then(|c| c.parse().ok()).unwrap_or(-1);
+        Ok((code, message.owned().unwrap_or_default()))
     }
 }
 

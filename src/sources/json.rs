@@ -8,7 +8,21 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+
+/// `part`, text read from `body`, as a share of `body`'s buffer (no copy); a copy when
+/// it is not from `body`.
+pub fn share(body: &bytes::Bytes, part: &str) -> bytes::Bytes {
+    let (start, end) = (body.as_ptr() as usize, body.as_ptr() as usize + body.len());
+    let p = part.as_ptr() as usize;
+    if p >= start && p + part.len() <= end {
+        body.slice_ref(part.as_bytes())
+    } else {
+        bytes::Bytes::copy_from_slice(part.as_bytes())
+    }
+}
 
 /// A JSON value read as text, as the sources mean it: iTop and GLPI send numbers as
 /// strings, but not always. Numbers and booleans become their JSON text; null, arrays
@@ -188,6 +202,56 @@ impl<'de: 'a, 'a, V: Deserialize<'de>> Visitor<'de> for MembersVisitor<'a, V> {
     }
 }
 
+/// Reads a JSON object's members one by one, handing each to a function as it is read
+/// (nothing is collected: an answer of thousands of history rows is read in one pass);
+/// `null` reads as an object without members. Members are given in the answer's order,
+/// their values read as `V`.
+pub struct EachMember<F, V>(F, std::marker::PhantomData<fn() -> V>);
+
+impl<F, V> EachMember<F, V> {
+    pub fn new(f: F) -> Self {
+        EachMember(f, std::marker::PhantomData)
+    }
+}
+
+impl<'de, V: Deserialize<'de>, F: FnMut(Cow<'de, str>, V)> DeserializeSeed<'de>
+    for EachMember<F, V>
+{
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, V: Deserialize<'de>, F: FnMut(Cow<'de, str>, V)> Visitor<'de> for EachMember<F, V> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object or null")
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key::<Text<'de>>()? {
+            let v = map.next_value::<V>()?;
+            (self.0)(k.0.unwrap_or_default(), v);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +295,30 @@ mod tests {
         assert_eq!(m.0.len(), 2);
         assert_eq!(m.0[0].0, "T::2");
         assert_eq!(m.0[1].1.get("id"), Some("1"));
+    }
+
+    #[test]
+    fn each_member_in_answer_order() {
+        let read = |text: &str| {
+            let mut seen = Vec::new();
+            let each = EachMember::new(|k: Cow<str>, v: Fields| {
+                seen.push((k.into_owned(), v.get("id").map(str::to_string)))
+            });
+            let mut de = serde_json::Deserializer::from_str(text);
+            each.deserialize(&mut de)
+                .and_then(|()| de.end())
+                .map(|()| seen)
+        };
+        assert_eq!(
+            read(r#"{"T::2":{"id":"2"},"T::1":{"id":1},"T::3":{}}"#).unwrap(),
+            [
+                ("T::2".to_string(), Some("2".to_string())),
+                ("T::1".to_string(), Some("1".to_string())),
+                ("T::3".to_string(), None),
+            ]
+        );
+        assert!(read("null").unwrap().is_empty());
+        assert!(read("[1]").is_err());
+        assert!(read(r#"{"T::1":{"id":1}} x"#).is_err(), "trailing text");
     }
 }
