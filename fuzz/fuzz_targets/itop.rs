@@ -43,15 +43,13 @@ fuzz_target!(|data: &[u8]| {
     let mut pulled = Pulled::default();
     let mut ids = Vec::new();
     let mut seen = Default::default();
-    if let Ok((Some(page), _)) =
-        itop.decode_tickets(
-            "UserRequest",
-            "core/get",
-            &bytes::Bytes::copy_from_slice(tickets),
-            &mut seen,
-            &mut pulled,
-        )
-    {
+    if let Ok((Some(page), _)) = itop.decode_tickets(
+        "UserRequest",
+        "core/get",
+        &bytes::Bytes::copy_from_slice(tickets),
+        &mut seen,
+        &mut pulled,
+    ) {
         assert!(page.ids.len() <= page.objects);
         ids = page.ids;
     }
