@@ -9,10 +9,12 @@ use sha2::Sha256;
 ///
 /// A pull or a generated lake names the same few thousand people again and again (every
 /// history row has an actor), so pseudonyms already made are kept, up to
-/// [`CACHED`] of them: a lookup costs a fraction of the HMAC.
+/// [`CACHED`] of them: a lookup costs a fraction of the HMAC. Identities of up to 24
+/// bytes and the pseudonyms are kept inline in the table, so a lookup that finds one
+/// reads no other memory.
 pub struct Pseudonymizer {
     mac: Hmac<Sha256>,
-    made: std::sync::Mutex<foldhash::HashMap<Box<str>, CompactString>>,
+    made: std::sync::Mutex<foldhash::HashMap<CompactString, CompactString>>,
 }
 
 /// Pseudonyms kept at most (about 100 bytes each); the cache starts again when full.

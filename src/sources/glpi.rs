@@ -48,7 +48,7 @@ use serde_json::value::RawValue;
 use super::config::SourceConfig;
 use super::http::Http;
 use super::itop::str_of;
-use super::json::{Fields, Text, share};
+use super::json::{Fields, Text, share, text};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -254,7 +254,8 @@ impl<'a> Glpi<'a> {
     /// The items of a list answer read as `T`: none when the answer is JSON but not a
     /// list, an error when it is not JSON.
     fn list<'b, T: Deserialize<'b>>(&self, what: &str, body: &'b [u8]) -> Result<Vec<T>> {
-        match serde_json::from_slice::<Vec<T>>(body) {
+        let body = text(body).with_context(|| self.not_json(what))?;
+        match serde_json::from_str::<Vec<T>>(body) {
             Ok(items) => Ok(items),
             Err(e) if e.is_data() => Ok(Vec::new()),
             Err(e) => Err(e).with_context(|| self.not_json(what)),
@@ -551,7 +552,8 @@ impl<'a> Glpi<'a> {
         pulled: &mut Pulled,
     ) -> Result<(usize, Option<usize>)> {
         let answer: SearchAnswer =
-            serde_json::from_slice(body).with_context(|| self.not_json("search/Ticket"))?;
+            serde_json::from_str(text(body).with_context(|| self.not_json("search/Ticket"))?)
+                .with_context(|| self.not_json("search/Ticket"))?;
         let rows = answer.data.unwrap_or_default();
         pulled.tickets.reserve(rows.len());
         for raw in &rows {

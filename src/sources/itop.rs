@@ -49,7 +49,7 @@ use serde_json::{Value, json};
 
 use super::config::SourceConfig;
 use super::http::Http;
-use super::json::{EachMember, Fields, Members, Text, share};
+use super::json::{EachMember, Fields, Members, Text, share, text};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -201,8 +201,9 @@ impl<'a> Itop<'a> {
         what: &str,
         body: &'b [u8],
     ) -> Result<std::result::Result<Answer<'b, F>, ItopError>> {
+        let body = text(body).with_context(|| self.not_json(what))?;
         let answer: Answer<'b, F> =
-            serde_json::from_slice(body).with_context(|| self.not_json(what))?;
+            serde_json::from_str(body).with_context(|| self.not_json(what))?;
         Ok(match answer.code() {
             0 => Ok(answer),
             code => Err(ItopError {
@@ -532,7 +533,8 @@ impl<'a> Itop<'a> {
         let each = EachMember::new(|k: Cow<str>, obj: Object<ChangeOp>| {
             self.take_op(op_class, &k, obj, refs, teams, pulled)
         });
-        let mut de = serde_json::Deserializer::from_slice(body);
+        let body = text(body).with_context(|| self.not_json(what))?;
+        let mut de = serde_json::Deserializer::from_str(body);
         let read = AnswerWith(each)
             .deserialize(&mut de)
             .and_then(|answer| de.end().map(|()| answer));
