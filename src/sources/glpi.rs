@@ -42,13 +42,14 @@ use base64::Engine;
 use compact_str::CompactString;
 use futures::StreamExt;
 use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::config::SourceConfig;
 use super::http::Http;
 use super::itop::str_of;
-use super::json::{Fields, Text, share, text};
+use super::json::{EachElement, Fields, Text, share, text};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -670,38 +671,48 @@ impl<'a> Glpi<'a> {
         pages: &[B],
         pulled: &mut Pulled,
     ) -> Result<()> {
-        let mut items: Vec<LogRow> = Vec::new();
+        // only the rows that say something read here are kept (a ticket's log has rows
+        // for every field changed), as they are read; a page that is JSON but not a list
+        // of rows gives none, as `list` does
+        let mut items: Vec<(Says, LogRow)> = Vec::new();
         for page in pages {
-            items.extend(self.list::<LogRow>("Ticket Log", page.as_ref())?);
+            let body = text(page.as_ref()).with_context(|| self.not_json("Ticket Log"))?;
+            let kept = items.len();
+            let each = EachElement::<_, LogRow>::new(|row| {
+                if let Some(says) = row.says() {
+                    items.push((says, row));
+                }
+            });
+            let mut de = serde_json::Deserializer::from_str(body);
+            match each.deserialize(&mut de).and_then(|()| de.end()) {
+                Ok(()) => {}
+                Err(e) if e.is_data() => items.truncate(kept),
+                Err(e) => return Err(e).with_context(|| self.not_json("Ticket Log")),
+            }
         }
-        let number = |t: &Text| t.get().and_then(|s| s.parse::<i64>().ok());
         fn key<'r>(v: &'r LogRow) -> (&'r str, u64) {
             (
                 v.date_mod.get().unwrap_or_default(),
                 v.id.get().and_then(|s| s.parse().ok()).unwrap_or(0),
             )
         }
-        items.sort_by(|a, b| key(a).cmp(&key(b)));
+        items.sort_by(|a, b| key(&a.1).cmp(&key(&b.1)));
         let mut status: Option<CompactString> = None;
-        for item in items {
-            let action = number(&item.linked_action).unwrap_or(-1);
-            let option = number(&item.id_search_option).unwrap_or(-1);
-            let change = match action {
-                LOG_CREATE_ITEM => Some(RawChange::Created),
-                LOG_FIELD if option == SO_STATUS => Some(RawChange::Status(
+        for (says, item) in items {
+            let change = match says {
+                Says::Created => RawChange::Created,
+                Says::Status => RawChange::Status(
                     item.old_value.get().map(CompactString::from),
                     item.new_value
                         .get()
                         .map(CompactString::from)
                         .unwrap_or_default(),
-                )),
-                LOG_DELETE_ITEM => Some(RawChange::Status(status.clone(), "canceled".into())),
-                LOG_ADD_RELATION if item.itemtype_link.get() == Some("Group") => Some(
-                    RawChange::Team(None, item.new_value.get().map(|v| strip_id(v).into())),
                 ),
-                _ => None,
+                Says::Deleted => RawChange::Status(status.clone(), "canceled".into()),
+                Says::Group => {
+                    RawChange::Team(None, item.new_value.get().map(|v| strip_id(v).into()))
+                }
             };
-            let Some(change) = change else { continue };
             match &change {
                 RawChange::Created => status = Some("1".into()),
                 RawChange::Status(_, to) => status = Some(to.clone()),
@@ -773,7 +784,32 @@ pub struct LogRow<'a> {
     pub user_name: Text<'a>,
 }
 
+/// What a `Log` row says that is read here.
+#[derive(Debug, Clone, Copy)]
+enum Says {
+    /// The ticket was created.
+    Created,
+    /// Its status changed.
+    Status,
+    /// It went to the trash (it is canceled).
+    Deleted,
+    /// A group was assigned to it.
+    Group,
+}
+
 impl LogRow<'_> {
+    /// What the row says, if it is one read here.
+    fn says(&self) -> Option<Says> {
+        let number = |t: &Text| t.get().and_then(|s| s.parse::<i64>().ok());
+        match number(&self.linked_action).unwrap_or(-1) {
+            LOG_CREATE_ITEM => Some(Says::Created),
+            LOG_FIELD if number(&self.id_search_option) == Some(SO_STATUS) => Some(Says::Status),
+            LOG_DELETE_ITEM => Some(Says::Deleted),
+            LOG_ADD_RELATION if self.itemtype_link.get() == Some("Group") => Some(Says::Group),
+            _ => None,
+        }
+    }
+
     /// The fields read, as JSON, for a quarantined record.
     fn to_value(&self) -> Value {
         serde_json::json!({

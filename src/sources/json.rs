@@ -259,6 +259,39 @@ impl<'de, V: Deserialize<'de>, F: FnMut(Cow<'de, str>, V)> Visitor<'de> for Each
     }
 }
 
+/// Reads a JSON array's elements one by one, handing each to a function as it is read,
+/// like [`EachMember`] for an object.
+pub struct EachElement<F, V>(F, std::marker::PhantomData<fn() -> V>);
+
+impl<F: FnMut(V), V> EachElement<F, V> {
+    pub fn new(f: F) -> Self {
+        EachElement(f, std::marker::PhantomData)
+    }
+}
+
+impl<'de, V: Deserialize<'de>, F: FnMut(V)> DeserializeSeed<'de> for EachElement<F, V> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, V: Deserialize<'de>, F: FnMut(V)> Visitor<'de> for EachElement<F, V> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(v) = seq.next_element::<V>()? {
+            (self.0)(v);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
