@@ -840,7 +840,8 @@ pub struct Survey<'a> {
 
 /// `"name (12)"` → `"name"`.
 pub fn strip_id(v: &str) -> &str {
-    match v.rfind(" (") {
+    // a byte search: `rfind` with a string sets up a two-way searcher for these short names
+    match v.as_bytes().windows(2).rposition(|w| w == b" (") {
         Some(i)
             if v.ends_with(')') && v[i + 2..v.len() - 1].chars().all(|c| c.is_ascii_digit()) =>
         {
@@ -853,4 +854,21 @@ pub fn strip_id(v: &str) -> &str {
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_id_drops_a_trailing_numeric_id_only() {
+        assert_eq!(strip_id("Support N1 (12)"), "Support N1");
+        assert_eq!(strip_id("Support (N1) (3)"), "Support (N1)", "the last one");
+        assert_eq!(strip_id("Support (N1)"), "Support (N1)", "not a number");
+        assert_eq!(strip_id("Support N1 (12"), "Support N1 (12");
+        assert_eq!(strip_id("Support N1 ()"), "Support N1", "no digits at all");
+        assert_eq!(strip_id(" (7)"), "");
+        assert_eq!(strip_id("é (7)"), "é");
+        assert_eq!(strip_id(""), "");
+    }
 }
