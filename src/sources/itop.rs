@@ -539,8 +539,8 @@ impl<'a> Itop<'a> {
             .deserialize(&mut de)
             .and_then(|answer| de.end().map(|()| answer));
         let outcome = match read {
-            Ok((code, _)) if code == 0 => return Ok(None),
-            Ok((code, message)) if code == 1 => Ok(Some(message)),
+            Ok((0, _)) => return Ok(None),
+            Ok((1, message)) => Ok(Some(message)),
             Ok((code, message)) => Err(self.fail(what, ItopError { code, message })),
             Err(e) => Err(anyhow::Error::new(e).context(self.not_json(what))),
         };
