@@ -647,7 +647,7 @@ impl<'a> Itop<'a> {
     /// A ticket object's fields (`record`, their JSON text) as a raw ticket.
     fn ticket(&self, class: &str, record: bytes::Bytes, f: &Fields) -> RawTicket {
         let v = TicketFields::read(f);
-        let text = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(CompactString::from);
+        let value = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(CompactString::from);
         let field = |canonical: &str| {
             let attr = self.source.fields.get(canonical)?;
             f.non_empty(attr).map(CompactString::from)
@@ -663,33 +663,33 @@ impl<'a> Itop<'a> {
             },
             None => (None, None),
         };
-        let status = text(v.status);
+        let status = value(v.status);
         let resolved = matches!(status.as_deref(), Some("resolved" | "closed"));
         RawTicket {
-            ticket_id: text(v.r#ref).unwrap_or_default(),
-            org: text(v.org_name),
-            service: text(v.service_name),
+            ticket_id: value(v.r#ref).unwrap_or_default(),
+            org: value(v.org_name),
+            service: value(v.service_name),
             category,
             subcategory,
             kind: if class == "Incident" {
                 Some("incident".into())
             } else {
-                text(v.request_type)
+                value(v.request_type)
             },
-            impact: text(v.impact),
-            urgency: text(v.urgency),
-            priority: text(v.priority),
-            channel: text(v.origin),
+            impact: value(v.impact),
+            urgency: value(v.urgency),
+            priority: value(v.priority),
+            channel: value(v.origin),
             requester: pseudonym(v.caller_id_friendlyname),
             profile: field("requester_profile"),
-            team: text(v.team_id_friendlyname),
+            team: value(v.team_id_friendlyname),
             agent: pseudonym(v.agent_id_friendlyname),
             status,
-            created_at: text(v.start_date),
-            assigned_at: text(v.assignment_date),
-            resolved_at: text(v.resolution_date),
-            closed_at: text(v.close_date),
-            updated_at: text(v.last_update),
+            created_at: value(v.start_date),
+            assigned_at: value(v.assignment_date),
+            resolved_at: value(v.resolution_date),
+            closed_at: value(v.close_date),
+            updated_at: value(v.last_update),
             origin: field("origin"),
             satisfaction: field("satisfaction"),
             reopen_count: None,
@@ -872,7 +872,7 @@ pub struct Answer<'a, F> {
 impl<F> Answer<'_, F> {
     /// iTop's code (0 OK); -1 when there is none.
     pub fn code(&self) -> i64 {
-        self.code.get().and_then(|c| c.parse().ok()).unwrap_or(-1)
+        code_of(&self.code)
     }
 
     /// `Found: N` of the message.
@@ -883,6 +883,11 @@ impl<F> Answer<'_, F> {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// An answer's `code` (0 OK); -1 when there is none.
+fn code_of(code: &Text) -> i64 {
+    code.get().and_then(|c| c.parse().ok()).unwrap_or(-1)
 }
 
 /// A `core/get` answer whose objects are read by a seed (an [`EachMember`]) rather than
@@ -923,8 +928,7 @@ impl<'de, S: DeserializeSeed<'de, Value = ()>> Visitor<'de> for AnswerWith<S> {
                 }
             }
         }
-        let code = code.get().and_then(|c| c.parse().ok()).unwrap_or(-1);
-        Ok((code, message.owned().unwrap_or_default()))
+        Ok((code_of(&code), message.owned().unwrap_or_default()))
     }
 }
 
