@@ -9,7 +9,6 @@ use std::borrow::Cow;
 use std::fmt;
 
 use compact_str::{CompactString, ToCompactString};
-
 use serde::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
