@@ -43,13 +43,15 @@ use foldhash::{HashMap, HashSet};
 use anyhow::{Context, Result, bail};
 use compact_str::CompactString;
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::config::SourceConfig;
 use super::http::Http;
-use super::json::{EachMember, Fields, Members, Text, share, text};
+use super::json::{
+    EachMember, Fields, InPlaceOrNull, Members, ReadInto, Text, share, text,
+};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -530,7 +532,7 @@ impl<'a> Itop<'a> {
         pulled: &mut Pulled,
     ) -> Result<Option<String>> {
         let (events, rejected) = (pulled.events.len(), pulled.rejected.len());
-        let each = EachMember::new(|k: Cow<str>, obj: Object<ChangeOp>| {
+        let each = EachMember::new(|k: Cow<str>, obj: &Object<ChangeOp>| {
             self.take_op(op_class, &k, obj, refs, teams, pulled)
         });
         let body = text(body).with_context(|| self.not_json(what))?;
@@ -620,13 +622,14 @@ impl<'a> Itop<'a> {
         &self,
         op_class: &str,
         k: &str,
-        obj: Object<ChangeOp>,
+        obj: &Object<ChangeOp>,
         refs: &HashMap<u64, &str>,
         teams: &HashMap<String, String>,
         pulled: &mut Pulled,
     ) {
-        let fields = obj.fields.unwrap_or_default();
-        match self.event(op_class, &obj.key, &fields, refs, teams) {
+        let none = ChangeOp::default();
+        let fields = obj.fields.as_ref().unwrap_or(&none);
+        match self.event(op_class, &obj.key, fields, refs, teams) {
             Ok(Some(e)) => pulled.events.push(e),
             Ok(None) => {}
             Err(reason) => {
@@ -812,24 +815,59 @@ impl<'f> TicketFields<'f> {
     }
 }
 
-/// A change op's fields, those asked for.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+/// A change op's fields, those asked for. An array stands for no fields (PHP writes an
+/// empty object as `[]`); a repeated key gives its last value.
+#[derive(Debug, Default)]
 pub struct ChangeOp<'a> {
-    #[serde(borrow)]
     pub id: Text<'a>,
-    #[serde(borrow)]
     pub date: Text<'a>,
-    #[serde(borrow)]
     pub objkey: Text<'a>,
-    #[serde(borrow)]
     pub attcode: Text<'a>,
-    #[serde(borrow)]
     pub oldvalue: Text<'a>,
-    #[serde(borrow)]
     pub newvalue: Text<'a>,
-    #[serde(borrow)]
     pub user_id_friendlyname: Text<'a>,
+}
+
+impl<'de: 'a, 'a> ReadInto<'de> for ChangeOp<'a> {
+    fn read_into<D: Deserializer<'de>>(&mut self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(ChangeOpVisitor(self))
+    }
+}
+
+struct ChangeOpVisitor<'p, 'a>(&'p mut ChangeOp<'a>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ChangeOpVisitor<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a change op's fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let op = self.0;
+        while let Some(k) = map.next_key::<Text<'de>>()? {
+            let place = match k.get() {
+                Some("id") => &mut op.id,
+                Some("date") => &mut op.date,
+                Some("objkey") => &mut op.objkey,
+                Some("attcode") => &mut op.attcode,
+                Some("oldvalue") => &mut op.oldvalue,
+                Some("newvalue") => &mut op.newvalue,
+                Some("user_id_friendlyname") => &mut op.user_id_friendlyname,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *place = map.next_value()?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
 }
 
 impl ChangeOp<'_> {
@@ -855,6 +893,51 @@ pub struct Object<'a, F> {
     pub key: Text<'a>,
     #[serde(default = "Option::default")]
     pub fields: Option<F>,
+}
+
+impl<F> Default for Object<'_, F> {
+    fn default() -> Self {
+        Object {
+            key: Text::default(),
+            fields: None,
+        }
+    }
+}
+
+/// An object read in place: `key` and `fields` (null or absent: none); a repeated key
+/// gives its last value.
+impl<'de: 'a, 'a, F: ReadInto<'de> + Default> ReadInto<'de> for Object<'a, F> {
+    fn read_into<D: Deserializer<'de>>(&mut self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(ObjectVisitor(self))
+    }
+}
+
+struct ObjectVisitor<'p, 'a, F>(&'p mut Object<'a, F>);
+
+impl<'de: 'a, 'a, F: ReadInto<'de> + Default> Visitor<'de> for ObjectVisitor<'_, 'a, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an iTop object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(k) = map.next_key::<Text<'de>>()? {
+            match k.get() {
+                Some("key") => self.0.key = map.next_value()?,
+                Some("fields") => {
+                    let mut fields = self.0.fields.take().unwrap_or_default();
+                    self.0.fields = map
+                        .next_value_seed(InPlaceOrNull(&mut fields))?
+                        .then_some(fields);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A `core/get` answer, its objects' fields read as `F`.
