@@ -49,9 +49,7 @@ use serde_json::{Value, json};
 
 use super::config::SourceConfig;
 use super::http::Http;
-use super::json::{
-    EachMember, Fields, InPlaceOrNull, Members, ReadInto, Text, share, text,
-};
+use super::json::{EachMember, Fields, InPlaceOrNull, Members, ReadInto, Text, share, text};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -532,7 +530,7 @@ impl<'a> Itop<'a> {
         pulled: &mut Pulled,
     ) -> Result<Option<String>> {
         let (events, rejected) = (pulled.events.len(), pulled.rejected.len());
-        let each = EachMember::new(|k: Cow<str>, obj: &Object<ChangeOp>| {
+        let each = EachMember::new(|k: Cow<str>, obj: &mut Object<ChangeOp>| {
             self.take_op(op_class, &k, obj, refs, teams, pulled)
         });
         let body = text(body).with_context(|| self.not_json(what))?;
@@ -1057,5 +1055,67 @@ pub fn str_of(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::json::EachMember;
+
+    /// Each object of a history answer, read in place, as (member key, object key, id,
+    /// date, attcode, new value); `None` for an object without fields.
+    fn ops(answer: &str) -> serde_json::Result<Vec<(String, String, Option<[String; 4]>)>> {
+        let mut out = Vec::new();
+        let each = EachMember::new(|k: Cow<str>, o: &mut Object<ChangeOp>| {
+            let text = |t: &Text| t.get().unwrap_or("-").to_string();
+            out.push((
+                k.into_owned(),
+                text(&o.key),
+                o.fields.as_ref().map(|f| {
+                    [
+                        text(&f.id),
+                        text(&f.date),
+                        text(&f.attcode),
+                        text(&f.newvalue),
+                    ]
+                }),
+            ));
+        });
+        let mut de = serde_json::Deserializer::from_str(answer);
+        each.deserialize(&mut de)?;
+        de.end()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn change_ops_read_in_place_start_empty_each_time() {
+        let read = ops(concat!(
+            r#"{"C::1":{"class":"C","code":0,"fields":{"attcode":"status","date":"2025-01-02 03:04:05","id":1,"newvalue":"assigned","objkey":"7","extra":{"a":[1]}},"key":"1","message":""},"#,
+            r#""C::2":{"key":"2","fields":{"date":"d1","date":"d2"}},"#,
+            r#""C::3":{"fields":null},"#,
+            r#""C::4":{"key":4,"fields":[]},"#,
+            r#""C\u003a:5":{}}"#,
+        ))
+        .unwrap();
+        let s = |v: &str| v.to_string();
+        assert_eq!(
+            read,
+            [
+                (
+                    s("C::1"),
+                    s("1"),
+                    Some([s("1"), s("2025-01-02 03:04:05"), s("status"), s("assigned")])
+                ),
+                // the last of a repeated field; nothing left from the op before
+                (s("C::2"), s("2"), Some([s("-"), s("d2"), s("-"), s("-")])),
+                (s("C::3"), s("-"), None),
+                // PHP's empty object
+                (s("C::4"), s("4"), Some([s("-"), s("-"), s("-"), s("-")])),
+                (s("C::5"), s("-"), None),
+            ]
+        );
+        assert!(ops(r#"{"C::1":{"fields":"x"}}"#).is_err());
+        assert!(ops(r#"{"C::1":[]}"#).is_err());
     }
 }

@@ -307,7 +307,8 @@ impl<'de: 'a, 'a> ReadInto<'de> for Fields<'a> {
 /// Reads a JSON object's members one by one, handing each to a function as it is read
 /// (nothing is collected: an answer of thousands of history rows is read in one pass);
 /// `null` reads as an object without members. Members are given in the answer's order,
-/// each value read into one place reused for all (`V`'s default before each).
+/// each value read into one place reused for all (`V`'s default before each; the
+/// function may take the value).
 pub struct EachMember<F, V>(F, std::marker::PhantomData<fn() -> V>);
 
 impl<F, V> EachMember<F, V> {
@@ -316,7 +317,7 @@ impl<F, V> EachMember<F, V> {
     }
 }
 
-impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &V)> DeserializeSeed<'de>
+impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &mut V)> DeserializeSeed<'de>
     for EachMember<F, V>
 {
     type Value = ();
@@ -326,7 +327,7 @@ impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &V)> DeserializeSe
     }
 }
 
-impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &V)> Visitor<'de>
+impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &mut V)> Visitor<'de>
     for EachMember<F, V>
 {
     type Value = ();
@@ -351,7 +352,7 @@ impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &V)> Visitor<'de>
         let mut place = V::default();
         while let Some(k) = map.next_key::<Text<'de>>()? {
             map.next_value_seed(InPlace(&mut place))?;
-            (self.0)(k.into_key(), &place);
+            (self.0)(k.into_key(), &mut place);
             place = V::default();
         }
         Ok(())
@@ -359,16 +360,17 @@ impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &V)> Visitor<'de>
 }
 
 /// Reads a JSON array's elements one by one, handing each to a function as it is read,
-/// like [`EachMember`] for an object.
+/// like [`EachMember`] for an object: each element is read into one place reused for
+/// all (`V`'s default before each; the function may take the value).
 pub struct EachElement<F, V>(F, std::marker::PhantomData<fn() -> V>);
 
-impl<F: FnMut(V), V> EachElement<F, V> {
+impl<F: FnMut(&mut V), V> EachElement<F, V> {
     pub fn new(f: F) -> Self {
         EachElement(f, std::marker::PhantomData)
     }
 }
 
-impl<'de, V: Deserialize<'de>, F: FnMut(V)> DeserializeSeed<'de> for EachElement<F, V> {
+impl<'de, V: ReadInto<'de> + Default, F: FnMut(&mut V)> DeserializeSeed<'de> for EachElement<F, V> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -376,7 +378,7 @@ impl<'de, V: Deserialize<'de>, F: FnMut(V)> DeserializeSeed<'de> for EachElement
     }
 }
 
-impl<'de, V: Deserialize<'de>, F: FnMut(V)> Visitor<'de> for EachElement<F, V> {
+impl<'de, V: ReadInto<'de> + Default, F: FnMut(&mut V)> Visitor<'de> for EachElement<F, V> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -384,8 +386,10 @@ impl<'de, V: Deserialize<'de>, F: FnMut(V)> Visitor<'de> for EachElement<F, V> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(v) = seq.next_element::<V>()? {
-            (self.0)(v);
+        let mut place = V::default();
+        while seq.next_element_seed(InPlace(&mut place))?.is_some() {
+            (self.0)(&mut place);
+            place = V::default();
         }
         Ok(())
     }
@@ -441,7 +445,7 @@ mod tests {
     fn each_member_in_answer_order() {
         let read = |text: &str| {
             let mut seen = Vec::new();
-            let each = EachMember::new(|k: Cow<str>, v: &Fields| {
+            let each = EachMember::new(|k: Cow<str>, v: &mut Fields| {
                 seen.push((k.into_owned(), v.get("id").map(str::to_string)))
             });
             let mut de = serde_json::Deserializer::from_str(text);
