@@ -607,9 +607,10 @@ impl<'a> Glpi<'a> {
     /// One search row (keyed by search-option id) as a raw ticket, without its
     /// satisfaction; `deleted` rows come from the trash.
     pub fn ticket(&self, record: bytes::Bytes, f: &Fields, deleted: bool) -> RawTicket {
-        let get = |k: &str| f.non_empty(k);
-        let owned = |k: &str| get(k).map(CompactString::from);
-        let category = get("7").unwrap_or_default();
+        let row = Row::read(f);
+        let get = |k: usize| row.0[k].filter(|s| !s.is_empty());
+        let owned = |k: usize| get(k).map(CompactString::from);
+        let category = get(Row::CATEGORY).unwrap_or_default();
         let mut parts = category.split(" > ").map(str::trim);
         let service = parts
             .next()
@@ -618,14 +619,14 @@ impl<'a> Glpi<'a> {
         let cat = parts.next().map(CompactString::from);
         let rest: Vec<&str> = parts.collect();
         let sub = (!rest.is_empty()).then(|| rest.join(" > ").into());
-        let entity = get("80").map(|e| e.rsplit(" > ").next().unwrap_or(e).trim().into());
+        let entity = get(Row::ENTITY).map(|e| e.rsplit(" > ").next().unwrap_or(e).trim().into());
         // the first of a multi-valued column
         fn first(v: Option<&str>) -> Option<&str> {
             v.map(|s| s.split("$$##$$").next().unwrap_or("").trim())
                 .filter(|s| !s.is_empty())
         }
         RawTicket {
-            ticket_id: owned("2").unwrap_or_default(),
+            ticket_id: owned(Row::ID).unwrap_or_default(),
             record: Record::Json {
                 text: record,
                 identities: &["4", "5"],
@@ -634,30 +635,30 @@ impl<'a> Glpi<'a> {
             service,
             category: cat,
             subcategory: sub,
-            kind: owned("14"),
-            impact: owned("11"),
-            urgency: owned("10"),
-            priority: owned("3"),
-            channel: owned("9"),
-            requester: first(get("4")).map(|s| self.pseudo.pseudonym(s)),
+            kind: owned(Row::TYPE),
+            impact: owned(Row::IMPACT),
+            urgency: owned(Row::URGENCY),
+            priority: owned(Row::PRIORITY),
+            channel: owned(Row::CHANNEL),
+            requester: first(get(Row::REQUESTER)).map(|s| self.pseudo.pseudonym(s)),
             profile: None,
-            team: first(get("8")).map(CompactString::from),
-            agent: first(get("5")).map(|s| self.pseudo.pseudonym(s)),
+            team: first(get(Row::GROUP)).map(CompactString::from),
+            agent: first(get(Row::TECHNICIAN)).map(|s| self.pseudo.pseudonym(s)),
             status: if deleted {
                 Some("canceled".into())
             } else {
-                owned("12")
+                owned(Row::STATUS)
             },
-            created_at: owned("15"),
+            created_at: owned(Row::OPENED),
             assigned_at: None,
-            resolved_at: owned("17"),
-            closed_at: owned("16"),
-            updated_at: owned("19"),
+            resolved_at: owned(Row::SOLVED),
+            closed_at: owned(Row::CLOSED),
+            updated_at: owned(Row::UPDATED),
             origin: None,
             satisfaction: None,
             reopen_count: None,
             source_sla_met: None,
-            effort_minutes: get("45")
+            effort_minutes: get(Row::DURATION)
                 .and_then(|s| s.parse::<f64>().ok())
                 .map(|s| compact_str::format_compact!("{}", s / 60.0)),
         }
@@ -674,13 +675,14 @@ impl<'a> Glpi<'a> {
         // only the rows that say something read here are kept (a ticket's log has rows
         // for every field changed), as they are read; a page that is JSON but not a list
         // of rows gives none, as `list` does
-        let mut items: Vec<(Says, LogRow)> = Vec::new();
+        let mut items: Vec<(u64, Says, LogRow)> = Vec::new();
         for page in pages {
             let body = text(page.as_ref()).with_context(|| self.not_json("Ticket Log"))?;
             let kept = items.len();
             let each = EachElement::new(|row: &mut LogRow| {
                 if let Some(says) = row.says() {
-                    items.push((says, std::mem::take(row)));
+                    let id = row.id.get().and_then(|s| s.parse().ok()).unwrap_or(0);
+                    items.push((id, says, std::mem::take(row)));
                 }
             });
             let mut de = serde_json::Deserializer::from_str(body);
@@ -690,15 +692,13 @@ impl<'a> Glpi<'a> {
                 Err(e) => return Err(e).with_context(|| self.not_json("Ticket Log")),
             }
         }
-        fn key<'r>(v: &'r LogRow) -> (&'r str, u64) {
-            (
-                v.date_mod.get().unwrap_or_default(),
-                v.id.get().and_then(|s| s.parse().ok()).unwrap_or(0),
-            )
+        // in time order, then by id (read as a number)
+        fn key<'r>((id, _, row): &'r (u64, Says, LogRow)) -> (&'r str, u64) {
+            (row.date_mod.get().unwrap_or_default(), *id)
         }
-        items.sort_by(|a, b| key(&a.1).cmp(&key(&b.1)));
+        items.sort_by(|a, b| key(a).cmp(&key(b)));
         let mut status: Option<CompactString> = None;
-        for (says, item) in items {
+        for (_, says, item) in items {
             let change = match says {
                 Says::Created => RawChange::Created,
                 Says::Status => RawChange::Status(
@@ -761,6 +761,59 @@ pub struct SearchAnswer<'a> {
     pub totalcount: Text<'a>,
     #[serde(borrow, default)]
     pub data: Option<Vec<&'a RawValue>>,
+}
+
+/// The columns of a `search/Ticket` row that [`Glpi::ticket`] reads (search-option ids),
+/// found in one pass over the row (a row has about 20; looking each up by id scanned
+/// them all every time). A repeated key gives its last value, as [`Fields::get`] does.
+struct Row<'f>([Option<&'f str>; 17]);
+
+impl<'f> Row<'f> {
+    const ID: usize = 0;
+    const CATEGORY: usize = 1;
+    const ENTITY: usize = 2;
+    const TYPE: usize = 3;
+    const IMPACT: usize = 4;
+    const URGENCY: usize = 5;
+    const PRIORITY: usize = 6;
+    const CHANNEL: usize = 7;
+    const REQUESTER: usize = 8;
+    const GROUP: usize = 9;
+    const TECHNICIAN: usize = 10;
+    const STATUS: usize = 11;
+    const OPENED: usize = 12;
+    const SOLVED: usize = 13;
+    const CLOSED: usize = 14;
+    const UPDATED: usize = 15;
+    const DURATION: usize = 16;
+
+    fn read(f: &'f Fields) -> Row<'f> {
+        let mut row = Row([None; 17]);
+        for (k, text) in &f.0 {
+            let slot = match k.as_ref() {
+                "2" => Row::ID,
+                "7" => Row::CATEGORY,
+                "80" => Row::ENTITY,
+                "14" => Row::TYPE,
+                "11" => Row::IMPACT,
+                "10" => Row::URGENCY,
+                "3" => Row::PRIORITY,
+                "9" => Row::CHANNEL,
+                "4" => Row::REQUESTER,
+                "8" => Row::GROUP,
+                "5" => Row::TECHNICIAN,
+                "12" => Row::STATUS,
+                "15" => Row::OPENED,
+                "17" => Row::SOLVED,
+                "16" => Row::CLOSED,
+                "19" => Row::UPDATED,
+                "45" => Row::DURATION,
+                _ => continue,
+            };
+            row.0[slot] = text.get();
+        }
+        row
+    }
 }
 
 /// A `Log` row, the fields read here. A row that is an array has none; a repeated key

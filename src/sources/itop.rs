@@ -924,10 +924,12 @@ impl<'de: 'a, 'a, F: ReadInto<'de> + Default> Visitor<'de> for ObjectVisitor<'_,
             match k.get() {
                 Some("key") => self.0.key = map.next_value()?,
                 Some("fields") => {
-                    let mut fields = self.0.fields.take().unwrap_or_default();
-                    self.0.fields = map
-                        .next_value_seed(InPlaceOrNull(&mut fields))?
-                        .then_some(fields);
+                    // read where it stays (moving a change op out and back in cost as
+                    // much as reading it)
+                    let fields = self.0.fields.get_or_insert_default();
+                    if !map.next_value_seed(InPlaceOrNull(fields))? {
+                        self.0.fields = None;
+                    }
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;

@@ -582,12 +582,13 @@ impl<'a> Normalizer<'a> {
         let mut events = EventsBuilder::with_capacity(order.len() + order.len() / 8);
         let mut next = order.iter().peekable();
         let mut history_of: Vec<(i64, &RawEvent)> = Vec::new();
+        let mut found = Found::default();
         for (i, t) in raw_tickets.iter().enumerate() {
             history_of.clear();
             while let Some((_, at, e)) = next.next_if(|(ticket, ..)| *ticket == i as u32) {
                 history_of.push((*at, &raw_events[*e as usize]));
             }
-            match self.ticket(t, &history_of, history) {
+            match self.ticket(t, &history_of, history, &mut found) {
                 Ok((ticket, evs)) => {
                     tickets.append(&ticket.fields());
                     for e in &evs {
@@ -638,7 +639,10 @@ impl<'a> Normalizer<'a> {
         t: &'t RawTicket,
         history: &[(i64, &'t RawEvent)],
         has_history: bool,
+        found: &mut Found<'t>,
     ) -> Result<(Ticket<'t>, Vec<Event<'t>>), String> {
+        let mut team_of =
+            |name: &'t str| *found.teams.entry(name).or_insert_with(|| self.team(name));
         if t.ticket_id.trim().is_empty() {
             return Err("empty ticket id".into());
         }
@@ -658,10 +662,14 @@ impl<'a> Normalizer<'a> {
             )
         })?;
         let org = match &t.org {
-            Some(o) if !o.trim().is_empty() => self
-                .org
-                .get(&o.trim().to_lowercase())
-                .map(String::as_str)
+            Some(o) if !o.trim().is_empty() => found
+                .orgs
+                .entry(o)
+                .or_insert_with(|| {
+                    self.org
+                        .get(CompactString::from_str_to_lowercase(o.trim()).as_str())
+                        .map(String::as_str)
+                })
                 .ok_or_else(|| format!("unknown org '{o}' (map it in [sources.map.org])"))?,
             _ => self.source.org.as_str(),
         };
@@ -788,7 +796,7 @@ impl<'a> Normalizer<'a> {
                 }
                 RawChange::Team(_, None) => {}
                 RawChange::Team(_, Some(to)) => {
-                    let (to_level, other_desk) = self.team(to);
+                    let (to_level, other_desk) = team_of(to);
                     if other_desk {
                         push("transfer", team_now.map(Cow::Borrowed), Some(to.into()), "");
                     } else {
@@ -818,7 +826,7 @@ impl<'a> Normalizer<'a> {
         }
         let team = t.team.as_deref().filter(|s| !s.is_empty());
         if let Some(tm) = &team {
-            level = level.max(self.team(tm).0.min(3));
+            level = level.max(team_of(tm).0.min(3));
         }
         let assigned_at = match self.date("assigned_at", &t.assigned_at)? {
             Some(a) => Some(a),
@@ -873,6 +881,16 @@ impl<'a> Normalizer<'a> {
         };
         Ok((ticket, events))
     }
+}
+
+/// What a pull's tickets name again and again (a few dozen teams and orgs, for
+/// thousands of tickets), found once per pull.
+#[derive(Default)]
+struct Found<'t> {
+    /// A team's support level, and whether it belongs to another desk.
+    teams: foldhash::HashMap<&'t str, (u8, bool)>,
+    /// An org as the source writes it: its id (none: unknown).
+    orgs: foldhash::HashMap<&'t str, Option<&'t str>>,
 }
 
 /// A normalised ticket (borrowed from the raw one and the rules), appended to the
