@@ -276,13 +276,7 @@ fn pull(c: &mut Criterion) {
     use ticketlake::sources::normalize::{Normalizer, thread_cpu_ns};
     use ticketlake::sources::{glpi, itop};
 
-    // one thread: the servers and the connector take turns on it, so the connector's time
-    // is not disturbed by the servers answering beside it on the other core (with two
-    // threads, runs of the same build differed by ±10 %)
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
     let config = Config::default();
     let opts = FixtureOptions {
         tickets: 40_000,

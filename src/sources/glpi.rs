@@ -42,14 +42,14 @@ use base64::Engine;
 use compact_str::CompactString;
 use futures::StreamExt;
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::config::SourceConfig;
 use super::http::Http;
 use super::itop::str_of;
-use super::json::{EachElement, Fields, ReadInto, Text, share, text};
+use super::json::{EachElement, Fields, Text, share, text};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -679,10 +679,10 @@ impl<'a> Glpi<'a> {
         for page in pages {
             let body = text(page.as_ref()).with_context(|| self.not_json("Ticket Log"))?;
             let kept = items.len();
-            let each = EachElement::new(|row: &mut LogRow| {
+            let each = EachElement::<_, LogRow>::new(|row| {
                 if let Some(says) = row.says() {
                     let id = row.id.get().and_then(|s| s.parse().ok()).unwrap_or(0);
-                    items.push((id, says, std::mem::take(row)));
+                    items.push((id, says, row));
                 }
             });
             let mut de = serde_json::Deserializer::from_str(body);
@@ -816,61 +816,25 @@ impl<'f> Row<'f> {
     }
 }
 
-/// A `Log` row, the fields read here. A row that is an array has none; a repeated key
-/// gives its last value.
-#[derive(Debug, Default)]
+/// A `Log` row, the fields read here.
+#[derive(Debug, Deserialize)]
 pub struct LogRow<'a> {
+    #[serde(borrow, default)]
     pub id: Text<'a>,
+    #[serde(borrow, default)]
     pub date_mod: Text<'a>,
+    #[serde(borrow, default)]
     pub linked_action: Text<'a>,
+    #[serde(borrow, default)]
     pub id_search_option: Text<'a>,
+    #[serde(borrow, default)]
     pub itemtype_link: Text<'a>,
+    #[serde(borrow, default)]
     pub old_value: Text<'a>,
+    #[serde(borrow, default)]
     pub new_value: Text<'a>,
+    #[serde(borrow, default)]
     pub user_name: Text<'a>,
-}
-
-impl<'de: 'a, 'a> ReadInto<'de> for LogRow<'a> {
-    fn read_into<D: Deserializer<'de>>(&mut self, d: D) -> std::result::Result<(), D::Error> {
-        d.deserialize_any(LogRowVisitor(self))
-    }
-}
-
-struct LogRowVisitor<'p, 'a>(&'p mut LogRow<'a>);
-
-impl<'de: 'a, 'a> Visitor<'de> for LogRowVisitor<'_, 'a> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a Log row")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        let row = self.0;
-        while let Some(k) = map.next_key::<Text<'de>>()? {
-            let place = match k.get() {
-                Some("id") => &mut row.id,
-                Some("date_mod") => &mut row.date_mod,
-                Some("linked_action") => &mut row.linked_action,
-                Some("id_search_option") => &mut row.id_search_option,
-                Some("itemtype_link") => &mut row.itemtype_link,
-                Some("old_value") => &mut row.old_value,
-                Some("new_value") => &mut row.new_value,
-                Some("user_name") => &mut row.user_name,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            *place = map.next_value()?;
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
 }
 
 /// What a `Log` row says that is read here.
@@ -962,42 +926,31 @@ mod tests {
     }
 
     #[test]
-    fn log_rows_read_in_place_start_empty_each_time() {
-        let page = concat!(
-            r#"[{"date_mod":"2024-09-18 09:04:30","id":2536,"id_search_option":0,"items_id":472,"#,
-            r#""itemtype_link":"","linked_action":20,"new_value":"","old_value":"","user_name":"u (1)"},"#,
-            r#"{"id":2591,"id":"2592","linked_action":0,"id_search_option":12,"new_value":"2","more":[{}]},"#,
-            r#"[],"#,
-            r#"{"id":7,"linked_action":15,"itemtype_link":"Group","new_value":"lyon-n1 (1)"}]"#,
-        );
-        let mut rows = Vec::new();
-        let each = EachElement::new(|row: &mut LogRow| {
-            let text = |t: &Text| t.get().map(str::to_string);
-            rows.push((
-                text(&row.id),
-                text(&row.date_mod),
-                text(&row.new_value),
-                row.says().map(|s| format!("{s:?}")),
-            ));
-        });
-        let mut de = serde_json::Deserializer::from_str(page);
-        each.deserialize(&mut de).unwrap();
-        let s = |v: &str| Some(v.to_string());
-        assert_eq!(
-            rows,
-            [
-                (s("2536"), s("2024-09-18 09:04:30"), s(""), s("Created")),
-                // the last of a repeated key; no date left from the row before
-                (s("2592"), None, s("2"), s("Status")),
-                (None, None, None, None),
-                (s("7"), None, s("lyon-n1 (1)"), s("Group")),
-            ]
-        );
-        let mut de = serde_json::Deserializer::from_str(r#"["x"]"#);
-        assert!(
-            EachElement::new(|_: &mut LogRow| {})
-                .deserialize(&mut de)
-                .is_err()
-        );
+    fn a_search_row_is_read_in_one_pass_as_by_id() {
+        let f: Fields = serde_json::from_str(
+            r#"{"2":"41","7":"Mail > boîte","12":5,"999":"x","2":"42","15":null,"45":""}"#,
+        )
+        .unwrap();
+        let row = Row::read(&f);
+        assert_eq!(row.0[Row::ID], Some("42"), "the last of a repeated key");
+        assert_eq!(row.0[Row::ID], f.get("2"));
+        assert_eq!(row.0[Row::CATEGORY], Some("Mail > boîte"));
+        assert_eq!(row.0[Row::STATUS], Some("5"), "a number as its text");
+        assert_eq!(row.0[Row::OPENED], None, "null");
+        assert_eq!(row.0[Row::DURATION], Some(""));
+        assert_eq!(row.0[Row::SOLVED], None, "absent");
+        // every slot is read from its own id
+        let ids = [
+            "2", "7", "80", "14", "11", "10", "3", "9", "4", "8", "5", "12", "15", "17", "16",
+            "19", "45",
+        ];
+        for (slot, id) in ids.iter().enumerate() {
+            let text = format!(r#"{{"{id}":"v{slot}"}}"#);
+            let f: Fields = serde_json::from_str(&text).unwrap();
+            let row = Row::read(&f);
+            let read: Vec<usize> = (0..17).filter(|&k| row.0[k].is_some()).collect();
+            assert_eq!(read, [slot], "search option {id}");
+            assert_eq!(row.0[slot], Some(format!("v{slot}").as_str()));
+        }
     }
 }

@@ -43,13 +43,13 @@ use foldhash::{HashMap, HashSet};
 use anyhow::{Context, Result, bail};
 use compact_str::CompactString;
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::config::SourceConfig;
 use super::http::Http;
-use super::json::{EachMember, Fields, InPlaceOrNull, Members, ReadInto, Text, share, text};
+use super::json::{EachMember, Fields, Members, Text, share, text};
 use super::normalize::{
     Defaults, LocalDates, Pulled, RawChange, RawEvent, RawTicket, Record, scrub,
 };
@@ -530,7 +530,7 @@ impl<'a> Itop<'a> {
         pulled: &mut Pulled,
     ) -> Result<Option<String>> {
         let (events, rejected) = (pulled.events.len(), pulled.rejected.len());
-        let each = EachMember::new(|k: Cow<str>, obj: &mut Object<ChangeOp>| {
+        let each = EachMember::new(|k: Cow<str>, obj: Object<ChangeOp>| {
             self.take_op(op_class, &k, obj, refs, teams, pulled)
         });
         let body = text(body).with_context(|| self.not_json(what))?;
@@ -620,14 +620,13 @@ impl<'a> Itop<'a> {
         &self,
         op_class: &str,
         k: &str,
-        obj: &Object<ChangeOp>,
+        obj: Object<ChangeOp>,
         refs: &HashMap<u64, &str>,
         teams: &HashMap<String, String>,
         pulled: &mut Pulled,
     ) {
-        let none = ChangeOp::default();
-        let fields = obj.fields.as_ref().unwrap_or(&none);
-        match self.event(op_class, &obj.key, fields, refs, teams) {
+        let fields = obj.fields.unwrap_or_default();
+        match self.event(op_class, &obj.key, &fields, refs, teams) {
             Ok(Some(e)) => pulled.events.push(e),
             Ok(None) => {}
             Err(reason) => {
@@ -813,59 +812,24 @@ impl<'f> TicketFields<'f> {
     }
 }
 
-/// A change op's fields, those asked for. An array stands for no fields (PHP writes an
-/// empty object as `[]`); a repeated key gives its last value.
-#[derive(Debug, Default)]
+/// A change op's fields, those asked for.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ChangeOp<'a> {
+    #[serde(borrow)]
     pub id: Text<'a>,
+    #[serde(borrow)]
     pub date: Text<'a>,
+    #[serde(borrow)]
     pub objkey: Text<'a>,
+    #[serde(borrow)]
     pub attcode: Text<'a>,
+    #[serde(borrow)]
     pub oldvalue: Text<'a>,
+    #[serde(borrow)]
     pub newvalue: Text<'a>,
+    #[serde(borrow)]
     pub user_id_friendlyname: Text<'a>,
-}
-
-impl<'de: 'a, 'a> ReadInto<'de> for ChangeOp<'a> {
-    fn read_into<D: Deserializer<'de>>(&mut self, d: D) -> std::result::Result<(), D::Error> {
-        d.deserialize_any(ChangeOpVisitor(self))
-    }
-}
-
-struct ChangeOpVisitor<'p, 'a>(&'p mut ChangeOp<'a>);
-
-impl<'de: 'a, 'a> Visitor<'de> for ChangeOpVisitor<'_, 'a> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a change op's fields")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        let op = self.0;
-        while let Some(k) = map.next_key::<Text<'de>>()? {
-            let place = match k.get() {
-                Some("id") => &mut op.id,
-                Some("date") => &mut op.date,
-                Some("objkey") => &mut op.objkey,
-                Some("attcode") => &mut op.attcode,
-                Some("oldvalue") => &mut op.oldvalue,
-                Some("newvalue") => &mut op.newvalue,
-                Some("user_id_friendlyname") => &mut op.user_id_friendlyname,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            *place = map.next_value()?;
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
 }
 
 impl ChangeOp<'_> {
@@ -891,53 +855,6 @@ pub struct Object<'a, F> {
     pub key: Text<'a>,
     #[serde(default = "Option::default")]
     pub fields: Option<F>,
-}
-
-impl<F> Default for Object<'_, F> {
-    fn default() -> Self {
-        Object {
-            key: Text::default(),
-            fields: None,
-        }
-    }
-}
-
-/// An object read in place: `key` and `fields` (null or absent: none); a repeated key
-/// gives its last value.
-impl<'de: 'a, 'a, F: ReadInto<'de> + Default> ReadInto<'de> for Object<'a, F> {
-    fn read_into<D: Deserializer<'de>>(&mut self, d: D) -> std::result::Result<(), D::Error> {
-        d.deserialize_map(ObjectVisitor(self))
-    }
-}
-
-struct ObjectVisitor<'p, 'a, F>(&'p mut Object<'a, F>);
-
-impl<'de: 'a, 'a, F: ReadInto<'de> + Default> Visitor<'de> for ObjectVisitor<'_, 'a, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an iTop object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(k) = map.next_key::<Text<'de>>()? {
-            match k.get() {
-                Some("key") => self.0.key = map.next_value()?,
-                Some("fields") => {
-                    // read where it stays (moving a change op out and back in cost as
-                    // much as reading it)
-                    let fields = self.0.fields.get_or_insert_default();
-                    if !map.next_value_seed(InPlaceOrNull(fields))? {
-                        self.0.fields = None;
-                    }
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A `core/get` answer, its objects' fields read as `F`.
@@ -1057,67 +974,5 @@ pub fn str_of(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sources::json::EachMember;
-
-    /// Each object of a history answer, read in place, as (member key, object key, id,
-    /// date, attcode, new value); `None` for an object without fields.
-    fn ops(answer: &str) -> serde_json::Result<Vec<(String, String, Option<[String; 4]>)>> {
-        let mut out = Vec::new();
-        let each = EachMember::new(|k: Cow<str>, o: &mut Object<ChangeOp>| {
-            let text = |t: &Text| t.get().unwrap_or("-").to_string();
-            out.push((
-                k.into_owned(),
-                text(&o.key),
-                o.fields.as_ref().map(|f| {
-                    [
-                        text(&f.id),
-                        text(&f.date),
-                        text(&f.attcode),
-                        text(&f.newvalue),
-                    ]
-                }),
-            ));
-        });
-        let mut de = serde_json::Deserializer::from_str(answer);
-        each.deserialize(&mut de)?;
-        de.end()?;
-        Ok(out)
-    }
-
-    #[test]
-    fn change_ops_read_in_place_start_empty_each_time() {
-        let read = ops(concat!(
-            r#"{"C::1":{"class":"C","code":0,"fields":{"attcode":"status","date":"2025-01-02 03:04:05","id":1,"newvalue":"assigned","objkey":"7","extra":{"a":[1]}},"key":"1","message":""},"#,
-            r#""C::2":{"key":"2","fields":{"date":"d1","date":"d2"}},"#,
-            r#""C::3":{"fields":null},"#,
-            r#""C::4":{"key":4,"fields":[]},"#,
-            r#""C\u003a:5":{}}"#,
-        ))
-        .unwrap();
-        let s = |v: &str| v.to_string();
-        assert_eq!(
-            read,
-            [
-                (
-                    s("C::1"),
-                    s("1"),
-                    Some([s("1"), s("2025-01-02 03:04:05"), s("status"), s("assigned")])
-                ),
-                // the last of a repeated field; nothing left from the op before
-                (s("C::2"), s("2"), Some([s("-"), s("d2"), s("-"), s("-")])),
-                (s("C::3"), s("-"), None),
-                // PHP's empty object
-                (s("C::4"), s("4"), Some([s("-"), s("-"), s("-"), s("-")])),
-                (s("C::5"), s("-"), None),
-            ]
-        );
-        assert!(ops(r#"{"C::1":{"fields":"x"}}"#).is_err());
-        assert!(ops(r#"{"C::1":[]}"#).is_err());
     }
 }

@@ -238,77 +238,10 @@ impl<'de: 'a, 'a, V: Deserialize<'de>> Visitor<'de> for MembersVisitor<'a, V> {
     }
 }
 
-/// A value that can be read into a place already made, so that reading many of them
-/// reuses one place instead of building each value and moving it out of its reader
-/// (a change op is about 200 bytes; moving each one several times on its way out of
-/// serde's readers was a tenth of a pull's decoding).
-pub trait ReadInto<'de> {
-    /// Reads the value at `d` into `self`, which holds the default value before.
-    fn read_into<D: Deserializer<'de>>(&mut self, d: D) -> Result<(), D::Error>;
-}
-
-/// The seed that reads a value into its place.
-pub struct InPlace<'p, T>(pub &'p mut T);
-
-impl<'de, T: ReadInto<'de>> DeserializeSeed<'de> for InPlace<'_, T> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.0.read_into(d)
-    }
-}
-
-/// The seed that reads a value into its place, or finds `null` (the place is left as it
-/// was): whether there was a value.
-pub struct InPlaceOrNull<'p, T>(pub &'p mut T);
-
-impl<'de, T: ReadInto<'de>> DeserializeSeed<'de> for InPlaceOrNull<'_, T> {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de, T: ReadInto<'de>> Visitor<'de> for InPlaceOrNull<'_, T> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_none<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        self.0.read_into(d).map(|()| true)
-    }
-}
-
-impl<'de: 'a, 'a> ReadInto<'de> for Text<'a> {
-    fn read_into<D: Deserializer<'de>>(&mut self, d: D) -> Result<(), D::Error> {
-        *self = Text::deserialize(d)?;
-        Ok(())
-    }
-}
-
-impl<'de: 'a, 'a> ReadInto<'de> for Fields<'a> {
-    fn read_into<D: Deserializer<'de>>(&mut self, d: D) -> Result<(), D::Error> {
-        *self = Fields::deserialize(d)?;
-        Ok(())
-    }
-}
-
 /// Reads a JSON object's members one by one, handing each to a function as it is read
 /// (nothing is collected: an answer of thousands of history rows is read in one pass);
 /// `null` reads as an object without members. Members are given in the answer's order,
-/// each value read into one place reused for all (`V`'s default before each; the
-/// function may take the value).
+/// their values read as `V`.
 pub struct EachMember<F, V>(F, std::marker::PhantomData<fn() -> V>);
 
 impl<F, V> EachMember<F, V> {
@@ -317,7 +250,7 @@ impl<F, V> EachMember<F, V> {
     }
 }
 
-impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &mut V)> DeserializeSeed<'de>
+impl<'de, V: Deserialize<'de>, F: FnMut(Cow<'de, str>, V)> DeserializeSeed<'de>
     for EachMember<F, V>
 {
     type Value = ();
@@ -327,9 +260,7 @@ impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &mut V)> Deseriali
     }
 }
 
-impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &mut V)> Visitor<'de>
-    for EachMember<F, V>
-{
+impl<'de, V: Deserialize<'de>, F: FnMut(Cow<'de, str>, V)> Visitor<'de> for EachMember<F, V> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -349,28 +280,25 @@ impl<'de, V: ReadInto<'de> + Default, F: FnMut(Cow<'de, str>, &mut V)> Visitor<'
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let mut place = V::default();
         while let Some(k) = map.next_key::<Text<'de>>()? {
-            map.next_value_seed(InPlace(&mut place))?;
-            (self.0)(k.into_key(), &mut place);
-            place = V::default();
+            let v = map.next_value::<V>()?;
+            (self.0)(k.into_key(), v);
         }
         Ok(())
     }
 }
 
 /// Reads a JSON array's elements one by one, handing each to a function as it is read,
-/// like [`EachMember`] for an object: each element is read into one place reused for
-/// all (`V`'s default before each; the function may take the value).
+/// like [`EachMember`] for an object.
 pub struct EachElement<F, V>(F, std::marker::PhantomData<fn() -> V>);
 
-impl<F: FnMut(&mut V), V> EachElement<F, V> {
+impl<F: FnMut(V), V> EachElement<F, V> {
     pub fn new(f: F) -> Self {
         EachElement(f, std::marker::PhantomData)
     }
 }
 
-impl<'de, V: ReadInto<'de> + Default, F: FnMut(&mut V)> DeserializeSeed<'de> for EachElement<F, V> {
+impl<'de, V: Deserialize<'de>, F: FnMut(V)> DeserializeSeed<'de> for EachElement<F, V> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -378,7 +306,7 @@ impl<'de, V: ReadInto<'de> + Default, F: FnMut(&mut V)> DeserializeSeed<'de> for
     }
 }
 
-impl<'de, V: ReadInto<'de> + Default, F: FnMut(&mut V)> Visitor<'de> for EachElement<F, V> {
+impl<'de, V: Deserialize<'de>, F: FnMut(V)> Visitor<'de> for EachElement<F, V> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -386,10 +314,8 @@ impl<'de, V: ReadInto<'de> + Default, F: FnMut(&mut V)> Visitor<'de> for EachEle
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        let mut place = V::default();
-        while seq.next_element_seed(InPlace(&mut place))?.is_some() {
-            (self.0)(&mut place);
-            place = V::default();
+        while let Some(v) = seq.next_element::<V>()? {
+            (self.0)(v);
         }
         Ok(())
     }
@@ -445,7 +371,7 @@ mod tests {
     fn each_member_in_answer_order() {
         let read = |text: &str| {
             let mut seen = Vec::new();
-            let each = EachMember::new(|k: Cow<str>, v: &mut Fields| {
+            let each = EachMember::new(|k: Cow<str>, v: Fields| {
                 seen.push((k.into_owned(), v.get("id").map(str::to_string)))
             });
             let mut de = serde_json::Deserializer::from_str(text);
