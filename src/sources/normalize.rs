@@ -665,11 +665,7 @@ impl<'a> Normalizer<'a> {
             Some(o) if !o.trim().is_empty() => found
                 .orgs
                 .entry(o)
-                .or_insert_with(|| {
-                    self.org
-                        .get(CompactString::from_str_to_lowercase(o.trim()).as_str())
-                        .map(String::as_str)
-                })
+                .or_insert_with(|| self.org.get(&o.trim().to_lowercase()).map(String::as_str))
                 .ok_or_else(|| format!("unknown org '{o}' (map it in [sources.map.org])"))?,
             _ => self.source.org.as_str(),
         };
