@@ -560,10 +560,11 @@ impl<'a> Glpi<'a> {
         for raw in &rows {
             match serde_json::from_str::<Fields>(raw.get()) {
                 Ok(f) => {
-                    if seen.insert(f.get("2").unwrap_or_default().to_string()) {
+                    let row = Row::read(&f);
+                    if seen.insert(row.0[Row::ID].unwrap_or_default().to_string()) {
                         pulled
                             .tickets
-                            .push(self.ticket(share(body, raw.get()), &f, deleted));
+                            .push(self.ticket(share(body, raw.get()), &row, deleted));
                     }
                 }
                 Err(e) => pulled.rejected.push((
@@ -606,8 +607,7 @@ impl<'a> Glpi<'a> {
 
     /// One search row (keyed by search-option id) as a raw ticket, without its
     /// satisfaction; `deleted` rows come from the trash.
-    pub fn ticket(&self, record: bytes::Bytes, f: &Fields, deleted: bool) -> RawTicket {
-        let row = Row::read(f);
+    fn ticket(&self, record: bytes::Bytes, row: &Row, deleted: bool) -> RawTicket {
         let get = |k: usize| row.0[k].filter(|s| !s.is_empty());
         let owned = |k: usize| get(k).map(CompactString::from);
         let category = get(Row::CATEGORY).unwrap_or_default();
