@@ -14,8 +14,9 @@
 -- status is not resolved, closed or canceled; it has no updated_at; or it is resolved or
 -- closed without resolved_at and closed_at); otherwise the latest of its created_at,
 -- resolved_at, closed_at and updated_at. These three let a KPI of one period read only
--- the rows of the tickets it can concern: the stored rows are in created_at order, and a
--- filter on them skips whole row groups.
+-- the rows of the tickets it can concern: the stored rows are grouped by the ticket's
+-- month of creation (its `tickets` partition) and ordered within it by resolved_at, then
+-- settled_at, so a filter on any of the three skips row groups and pages.
 with intervals as (
     select
         e.source,

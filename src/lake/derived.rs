@@ -41,11 +41,13 @@ use crate::lake::ENGINE_URL;
 use crate::model::Table;
 
 /// The views of `queries/views/` that read `events` and `tickets` only, are stored, and
-/// the order of their stored rows. By the ticket's creation: a KPI of one period filters
-/// the rows on the ticket's own times (`created_at`, `resolved_at`, `settled_at`), and
-/// the row groups of tickets created long before it, or settled before it, are skipped
-/// on their statistics. (Ticket ids give no such order: the join's bounds on them span
-/// every source's ids at once, and ids do not sort as numbers.)
+/// the order of their stored rows when DataFusion computes them. `ticket_history` is
+/// computed natively, in its own order (`history::compute`): by the ticket's month of
+/// creation, then resolution. A KPI of one period filters the rows on the ticket's own
+/// times (`created_at`, `resolved_at`, `settled_at`), and the row groups and pages of
+/// tickets created, resolved or settled outside it are skipped on their statistics.
+/// (Ticket ids give no such order: the join's bounds on them span every source's ids at
+/// once, and ids do not sort as numbers.)
 pub const VIEWS: &[(&str, &str)] = &[("ticket_history", "created_at, ticket_id")];
 
 /// The input bytes (MiB) of the sources whose derived rows are computed at once, unless
@@ -341,7 +343,8 @@ async fn compute(
         .sql(&format!("select * from ({sql}\n) v order by {order}"))
         .await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let mut stream = if view == "ticket_history" {
+    let native = view == "ticket_history";
+    let mut stream = if native {
         // the same rows, computed natively (`history`): the view only gives the schema
         let batches = super::history::compute(lake, source, objects, schema.clone()).await?;
         futures::stream::iter(batches.into_iter().map(Ok)).boxed()
@@ -350,7 +353,7 @@ async fn compute(
     };
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(64 * 1024))
+        .set_max_row_group_row_count(Some(super::write::ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(super::write::PAGE_ROWS)
         .build();
     let mut buf = Vec::new();
@@ -360,6 +363,10 @@ async fn compute(
         let batch = batch?;
         rows += batch.num_rows();
         writer.write(&batch)?;
+        if native {
+            // each native batch is a row group (see `history::compute`)
+            writer.flush()?;
+        }
     }
     writer.close()?;
     lake.store

@@ -6,7 +6,10 @@
 //! takes about a second. The SQL stays the definition: it is what a reader computes when
 //! the stored rows do not match the events, and the tests check that both give the same
 //! rows. The ticket's own times (`created_at`, `resolved_at`, `settled_at`) come from the
-//! source's `tickets`, and the rows are in `created_at` order.
+//! source's `tickets`. The rows are stored by the ticket's `tickets` partition (its month
+//! of creation), and within it in the order of the partition's own rows: resolved first,
+//! by `resolved_at`, then the others by `settled_at`, the open ones last (see
+//! [`compute`]).
 
 use std::sync::Arc;
 
@@ -49,14 +52,15 @@ const COLUMNS: [&str; 6] = [
     "to_value",
 ];
 
-/// Reads `columns` of Parquet objects, handing each batch to `each` as it is decoded.
+/// Reads `columns` of Parquet objects, handing each batch to `each` as it is decoded,
+/// with the number of its object.
 async fn each_batch(
     lake: &Lake,
     objects: &[&ObjectMeta],
     columns: &[&str],
-    mut each: impl FnMut(RecordBatch) -> Result<()>,
+    mut each: impl FnMut(u32, RecordBatch) -> Result<()>,
 ) -> Result<()> {
-    for meta in objects {
+    for (part, meta) in (0u32..).zip(objects) {
         let bytes: Bytes = lake.store.get(&meta.location).await?.bytes().await?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .with_context(|| format!("reading {}", meta.location))?;
@@ -67,7 +71,7 @@ async fn each_batch(
             .build()?;
         for batch in reader {
             let batch = batch.with_context(|| format!("reading {}", meta.location))?;
-            each(batch).with_context(|| format!("reading {}", meta.location))?;
+            each(part, batch).with_context(|| format!("reading {}", meta.location))?;
         }
     }
     Ok(())
@@ -85,9 +89,11 @@ fn timestamps<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b TimestampMic
     Ok(column(batch, name)?.as_primitive::<TimestampMicrosecondType>())
 }
 
-/// A ticket's own times, as the view's last three columns give them.
+/// A ticket's own times, as the view's last three columns give them, and the partition
+/// of `tickets` it was read from.
 #[derive(Debug, Clone, Copy)]
 struct Times {
+    part: u32,
     created: i64,
     resolved: Option<i64>,
     settled: Option<i64>,
@@ -101,13 +107,14 @@ struct Tickets {
 }
 
 impl Tickets {
-    /// Reads the ids and times of a source's `tickets` objects.
+    /// Reads the ids and times of a source's `tickets` objects (in the order given: by
+    /// path, so by month of creation).
     async fn read(lake: &Lake, objects: &[&ObjectMeta]) -> Result<Tickets> {
         let mut out = Tickets {
             ids: Vec::new(),
             times: Vec::new(),
         };
-        each_batch(lake, objects, &TICKET_COLUMNS, |b| {
+        each_batch(lake, objects, &TICKET_COLUMNS, |part, b| {
             let status = column(&b, "status")?.as_string::<i32>();
             let (created, resolved, closed, updated) = (
                 timestamps(&b, "created_at")?,
@@ -136,6 +143,7 @@ impl Tickets {
                         .fold(created.value(r), i64::max)
                 });
                 out.times.push(Times {
+                    part,
                     created: created.value(r),
                     resolved: resolved_at,
                     settled,
@@ -240,8 +248,19 @@ impl Lists {
     }
 }
 
-/// The `ticket_history` rows of `source`, in (created_at, ticket_id) order, with `schema`
-/// (the view's), from the source's `events` and `tickets` objects.
+/// The `ticket_history` rows of `source`, with `schema` (the view's), from the source's
+/// `events` and `tickets` objects, one batch per row group to store.
+///
+/// The rows go by the `tickets` partition of their ticket (its month of creation; a
+/// ticket only events name goes last), and a row group never spans two partitions, so a
+/// KPI of one period that filters on `created_at` reads the row groups of that month
+/// only. Within a partition the rows are in this order: the resolved tickets by
+/// `resolved_at`, then the others by `settled_at`, those without (possibly open) last;
+/// ties by `created_at`, then `ticket_id`. The page index then skips the pages of the
+/// tickets resolved, or settled, before a period: a filter on `resolved_at`
+/// (`resolution_time`, `service_level`) or on `settled_at` (`backlog`,
+/// `breaches_in_flight`) reads the pages of the tickets it wants and the few beside
+/// them, rather than every row group of the months before the period.
 pub async fn compute(
     lake: &Lake,
     source: &str,
@@ -262,7 +281,7 @@ pub async fn compute(
     // events are kept (for ties and pending periods), the other columns go as read
     let mut event_ids: Vec<StringArray> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
-    each_batch(lake, &of_table(objects, Table::Events), &COLUMNS, |b| {
+    each_batch(lake, &of_table(objects, Table::Events), &COLUMNS, |_, b| {
         let status = arrow::compute::kernels::cmp::eq(
             column(&b, "kind")?.as_string::<i32>(),
             &StringArray::new_scalar("status"),
@@ -308,8 +327,8 @@ pub async fn compute(
     for (id, n) in unknown {
         unknown_ids[n as usize - known.len()] = id;
     }
-    // the tickets with status events, ranked in the stored order (created_at, a ticket
-    // unknown to `tickets` last, then ticket_id); the events get their ticket's rank, and
+    // the tickets with status events, ranked in the stored order (above; a ticket
+    // unknown to `tickets` last, by ticket_id); the events get their ticket's rank, and
     // one sort puts them in the view's order within each ticket: by at, then event_id
     let id_of = |n: u32| -> &str {
         known
@@ -317,11 +336,21 @@ pub async fn compute(
             .copied()
             .unwrap_or_else(|| &unknown_ids[n as usize - known.len()])
     };
-    let created = |n: u32| {
+    // (partition, resolved or not, resolved_at, settled or not, settled_at, created_at)
+    let stored_order = |n: u32| {
         tickets
             .times
             .get(n as usize)
-            .map_or(i64::MAX, |t| t.created)
+            .map_or((u32::MAX, true, 0, true, 0, 0), |t| {
+                (
+                    t.part,
+                    t.resolved.is_none(),
+                    t.resolved.unwrap_or(0),
+                    t.settled.is_none(),
+                    t.settled.unwrap_or(0),
+                    t.created,
+                )
+            })
     };
     let mut seen = vec![false; known.len() + unknown_ids.len()];
     for e in &events {
@@ -331,7 +360,7 @@ pub async fn compute(
         .filter(|&n| seen[n as usize])
         .collect();
     drop(seen);
-    by_rank.sort_unstable_by_key(|&n| (created(n), id_of(n)));
+    by_rank.sort_unstable_by_key(|&n| (stored_order(n), id_of(n)));
     let mut rank = vec![0u32; known.len() + unknown_ids.len()];
     for (k, &n) in by_rank.iter().enumerate() {
         rank[n as usize] = k as u32;
@@ -345,6 +374,10 @@ pub async fn compute(
         .iter()
         .map(|&n| tickets.times.get(n as usize).copied())
         .collect();
+    // where a row group must end: where the partition changes
+    let part = |k: usize| own[k].map_or(u32::MAX, |t| t.part);
+    let mut ends: Vec<usize> = (1..own.len()).filter(|&k| part(k) != part(k - 1)).collect();
+    ends.push(own.len());
     drop(by_rank);
     let event_id = |e: &Event| event_ids[e.batch as usize].value(e.row as usize);
     events.sort_unstable_by(|x, y| {
@@ -439,12 +472,17 @@ pub async fn compute(
     ];
     let all =
         RecordBatch::try_new(schema, columns).context("ticket_history: the columns of the view")?;
-    // in slices the size of a row group
-    let step = 64 * 1024;
-    Ok((0..all.num_rows())
-        .step_by(step)
-        .map(|o| all.slice(o, step.min(all.num_rows() - o)))
-        .collect())
+    // in slices the size of a row group, at most: one or more per partition
+    let mut slices = Vec::new();
+    let mut from = 0;
+    for end in ends {
+        while from < end {
+            let len = super::write::ROW_GROUP_ROWS.min(end - from);
+            slices.push(all.slice(from, len));
+            from += len;
+        }
+    }
+    Ok(slices)
 }
 
 #[cfg(test)]

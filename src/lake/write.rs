@@ -45,7 +45,7 @@ pub(super) fn release_free_memory() {
 pub const PAGE_ROWS: usize = 4096;
 
 /// Rows per Parquet row group: small enough for row-group pruning within a month.
-const ROW_GROUP_ROWS: usize = 64 * 1024;
+pub(super) const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// `_state/<source>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

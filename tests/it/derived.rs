@@ -419,6 +419,8 @@ fn settled_source() -> Vec<SourceData> {
         ("T3", "2026-04-02"),
         ("T4", "2026-04-04"),
         ("T5", "2026-04-05"),
+        ("T6", "2026-03-30"),
+        ("T7", "2026-03-31"),
         ("X9", "2026-04-01"),
     ] {
         history(
@@ -474,6 +476,24 @@ fn settled_source() -> Vec<SourceData> {
             Some("2026-04-06 10:00"),
             None,
         ),
+        // created in March (another partition of `tickets`), resolved in April
+        (
+            "T6",
+            "2026-03-30 09:00",
+            "resolved",
+            Some("2026-04-03 12:00"),
+            None,
+            Some("2026-04-03 12:05"),
+        ),
+        // created in March, still open
+        (
+            "T7",
+            "2026-03-31 09:00",
+            "assigned",
+            None,
+            None,
+            Some("2026-03-31 10:00"),
+        ),
     ];
     vec![SourceData {
         id: "a",
@@ -495,10 +515,12 @@ fn settled_source() -> Vec<SourceData> {
 }
 
 #[tokio::test]
-async fn stored_rows_carry_the_tickets_own_times_in_creation_order() {
+async fn stored_rows_carry_the_tickets_own_times_by_month_then_resolution() {
     let dir = tempfile::tempdir().unwrap();
     let lake = write_lake(dir.path(), &settled_source()).await;
     let expected = vec![
+        "T6 2026-03-30 09:00 2026-04-03 12:00 2026-04-03 12:05",
+        "T7 2026-03-31 09:00 - -",
         "T2 2026-04-01 09:00 - -",
         "T3 2026-04-02 09:00 - 2026-04-02 12:00",
         "T1 2026-04-03 09:00 2026-04-05 10:00 2026-04-08 11:00",
@@ -507,8 +529,10 @@ async fn stored_rows_carry_the_tickets_own_times_in_creation_order() {
         "X9 - - -",
     ];
     assert!(stale(&lake).await.is_empty());
-    // the stored object holds its rows in this order (no `order by`: one file, one
-    // partition)
+    // the stored object holds its rows by the ticket's `tickets` partition (March, then
+    // April, then a ticket only events name), one row group each; within a partition
+    // the resolved ones by resolved_at (T4 is resolved but open again), then the others
+    // by settled_at, those without last (by created_at)
     let stored = stored_objects(&lake).await;
     assert_eq!(stored.len(), 1);
     let bytes = lake
@@ -519,10 +543,16 @@ async fn stored_rows_carry_the_tickets_own_times_in_creation_order() {
         .bytes()
         .await
         .unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .unwrap()
-        .build()
-        .unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let groups: Vec<i64> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .collect();
+    assert_eq!(groups, [2, 5, 1]);
+    let reader = builder.build().unwrap();
     let ids: Vec<String> = reader
         .flat_map(|b| {
             let b = b.unwrap();
@@ -533,7 +563,7 @@ async fn stored_rows_carry_the_tickets_own_times_in_creation_order() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(ids, ["T2", "T3", "T1", "T4", "T5", "X9"]);
+    assert_eq!(ids, ["T6", "T7", "T4", "T1", "T3", "T2", "T5", "X9"]);
     let by_creation = "order by created_at, ticket_id";
     assert_eq!(own_times(&lake, by_creation).await, expected);
     // the view over events and tickets gives the same
