@@ -351,10 +351,13 @@ async fn compute(
     } else {
         df.execute_stream().await?.boxed()
     };
+    // no dictionaries: every column but `source` holds about one value per ticket (see
+    // `write::properties`)
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(super::write::ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(super::write::PAGE_ROWS)
+        .set_dictionary_enabled(false)
         .build();
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))?;

@@ -21,6 +21,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::Lake;
@@ -46,6 +47,25 @@ pub const PAGE_ROWS: usize = 4096;
 
 /// Rows per Parquet row group: small enough for row-group pruning within a month.
 pub(super) const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// How a partition of `table` is encoded: zstd, row groups of [`ROW_GROUP_ROWS`], pages
+/// of [`PAGE_ROWS`], and a dictionary for every column but the table's key and its
+/// instants. Those hold about one value per row, so a dictionary saves nothing, and a
+/// reader must decode a row group's whole dictionary page even to read one page of it: a
+/// KPI of one month that kept 463,000 rows of `tickets` in 146 row groups, on their page
+/// index, read 129 MB, mostly the dictionaries of its five instants and `ticket_id`.
+pub(super) fn properties(table: Table) -> Result<WriterProperties> {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS);
+    for c in table.columns() {
+        if c.name == table.key_column() || c.data_type == crate::model::ColumnType::Timestamp {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(c.name), false);
+        }
+    }
+    Ok(props.build())
+}
 
 /// `_state/<source>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -518,13 +538,8 @@ async fn write_partition(
         counts.new = merged.num_rows() as u64;
     }
 
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        .build();
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, table.file_schema(), Some(props))?;
+    let mut writer = ArrowWriter::try_new(&mut buf, table.file_schema(), Some(properties(table)?))?;
     writer.write(&merged)?;
     writer.close()?;
     let target = Lake::partition_file(table, source, month);
@@ -664,4 +679,38 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
         })
         .collect::<Result<Vec<ArrayRef>, _>>()?;
     Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_instants_are_stored_without_a_dictionary() {
+        let path = |c: &str| ColumnPath::from(c);
+        let tickets = properties(Table::Tickets).unwrap();
+        for c in [
+            "ticket_id",
+            "created_at",
+            "assigned_at",
+            "resolved_at",
+            "closed_at",
+            "updated_at",
+        ] {
+            assert!(!tickets.dictionary_enabled(&path(c)), "{c}");
+        }
+        for c in ["status", "org", "desk", "requester", "service"] {
+            assert!(tickets.dictionary_enabled(&path(c)), "{c}");
+        }
+        let events = properties(Table::Events).unwrap();
+        for c in ["event_id", "at"] {
+            assert!(!events.dictionary_enabled(&path(c)), "{c}");
+        }
+        // a ticket's id comes back in each of its events
+        for c in ["ticket_id", "kind", "from_value", "to_value"] {
+            assert!(events.dictionary_enabled(&path(c)), "{c}");
+        }
+        assert_eq!(tickets.data_page_row_count_limit(), PAGE_ROWS);
+        assert_eq!(tickets.max_row_group_row_count(), Some(ROW_GROUP_ROWS));
+    }
 }
