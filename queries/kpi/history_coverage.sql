@@ -14,9 +14,9 @@ with created as (
 select
     c.source,
     count(*) as tickets,
-    count(h.ticket_id) as with_history,
-    count(*) - count(h.ticket_id) as without_history,
-    count(h.ticket_id) * 1.0 / count(*) as history_rate
+    count(h.first_status_at) as with_history,
+    count(*) - count(h.first_status_at) as without_history,
+    count(h.first_status_at) * 1.0 / count(*) as history_rate
 from created c
 left join ticket_history h on h.source = c.source and h.ticket_id = c.ticket_id
     -- the same filter on the row's copy of created_at: the same rows, and the row groups

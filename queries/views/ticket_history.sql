@@ -1,8 +1,9 @@
--- View ticket_history: what a ticket's status history says, once per ticket.
--- Grain: one row per ticket with at least one `status` event (source, ticket_id).
--- first_status_at: its first status event; first_resolved_at: its first transition to
--- `resolved` (null: never resolved); reopened: it has a status event from resolved or
--- closed to a status other than resolved, closed, canceled (at any time).
+-- View ticket_history: what a ticket's history says, once per ticket.
+-- Grain: one row per ticket with at least one event of any kind (source, ticket_id).
+-- first_status_at: its first status event (null: it has none, and then so are the
+-- status columns below); first_resolved_at: its first transition to `resolved` (null:
+-- never resolved); reopened: it has a status event from resolved or closed to a status
+-- other than resolved, closed, canceled (at any time).
 -- open_from, open_to: the intervals its history says it was open, in order: from each
 -- status event to a status other than resolved, closed, canceled until the next status
 -- event (null: still so); null when there is none. pending_event_id, pending_from,
@@ -17,7 +18,16 @@
 -- the rows of the tickets it can concern: the stored rows are grouped by the ticket's
 -- month of creation (its `tickets` partition) and ordered within it by resolved_at, then
 -- settled_at, so a filter on any of the three skips row groups and pages.
-with intervals as (
+-- transferred: it has a `transfer` event (at any time).
+with evented as (
+    select
+        e.source,
+        e.ticket_id,
+        max(case when e.kind = 'transfer' then 1 else 0 end) = 1 as transferred
+    from events e
+    group by e.source, e.ticket_id
+),
+intervals as (
     select
         e.source,
         e.ticket_id,
@@ -54,8 +64,8 @@ statuses as (
     group by i.source, i.ticket_id
 )
 select
-    s.source,
-    s.ticket_id,
+    x.source,
+    x.ticket_id,
     s.first_status_at,
     s.first_resolved_at,
     s.reopened,
@@ -73,6 +83,8 @@ select
             or (t.resolved_at is null and t.closed_at is null and t.status <> 'canceled')
             then null
         else greatest(t.created_at, t.resolved_at, t.closed_at, t.updated_at)
-    end as settled_at
-from statuses s
-left join tickets t on t.source = s.source and t.ticket_id = s.ticket_id
+    end as settled_at,
+    x.transferred
+from evented x
+left join statuses s on s.source = x.source and s.ticket_id = x.ticket_id
+left join tickets t on t.source = x.source and t.ticket_id = x.ticket_id

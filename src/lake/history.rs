@@ -1,11 +1,13 @@
 //! The rows of the view `ticket_history` (`queries/views/ticket_history.sql`) for one
-//! source, computed in one pass over its status events instead of by DataFusion: the
+//! source, computed in one pass over its events instead of by DataFusion: the
 //! view orders every ticket's events twice over (a window, then five ordered
 //! `array_agg`), which took 30 s of the 38 s of generating a million tickets; numbering
 //! the tickets in a hash table and sorting the events once by (ticket, at, event_id)
 //! takes about a second. The SQL stays the definition: it is what a reader computes when
 //! the stored rows do not match the events, and the tests check that both give the same
-//! rows. The ticket's own times (`created_at`, `resolved_at`, `settled_at`) come from the
+//! rows. Every ticket with an event has a row (those without a status event have only
+//! `transferred`, and their times). The ticket's own times (`created_at`, `resolved_at`,
+//! `settled_at`) come from the
 //! source's `tickets`. The rows are stored by the ticket's `tickets` partition (its month
 //! of creation), and within it in the order of the partition's own rows: resolved first,
 //! by `resolved_at`, then the others by `settled_at`, the open ones last (see
@@ -15,8 +17,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimestampMicrosecondType};
@@ -179,6 +181,10 @@ const REOPENS: u8 = 2;
 const OPENS: u8 = 4;
 const TO_PENDING: u8 = 8;
 
+/// What a ticket's events show besides its status history: it has one, and a transfer.
+const EVENTED: u8 = 1;
+const TRANSFERRED: u8 = 2;
+
 fn flags(from: Option<&str>, to: Option<&str>) -> u8 {
     let mut f = 0;
     if let Some(t) = to {
@@ -278,14 +284,22 @@ pub async fn compute(
     }
     let mut unknown: foldhash::HashMap<String, u32> = foldhash::HashMap::default();
     // every status event, compactly: of its batch only the event_ids of its status
-    // events are kept (for ties and pending periods), the other columns go as read
+    // events are kept (for ties and pending periods), the other columns go as read; of
+    // the other events, only that their ticket has one, and a transfer
     let mut event_ids: Vec<StringArray> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
+    let mut has: Vec<u8> = vec![0; known.len()];
     each_batch(lake, &of_table(objects, Table::Events), &COLUMNS, |_, b| {
-        let status = arrow::compute::kernels::cmp::eq(
-            column(&b, "kind")?.as_string::<i32>(),
-            &StringArray::new_scalar("status"),
-        )?;
+        let kind = column(&b, "kind")?.as_string::<i32>();
+        let is = |k: &str| -> Result<arrow::array::BooleanArray> {
+            let eq = arrow::compute::kernels::cmp::eq(kind, &StringArray::new_scalar(k))?;
+            // a null kind is neither
+            Ok(match eq.nulls() {
+                Some(_) => arrow::compute::prep_null_mask_filter(&eq),
+                None => eq,
+            })
+        };
+        let (status, transfer) = (is("status")?, is("transfer")?);
         let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
         let (ticket, from, to, at) = (
             s("ticket_id")?,
@@ -295,26 +309,38 @@ pub async fn compute(
         );
         let batch = event_ids.len() as u32;
         let mut row = 0u32;
-        for r in status.values().set_indices() {
-            if status.is_null(r) {
-                continue;
-            }
+        // a ticket's events often come one after another: its number is looked up once
+        let mut last: Option<(&str, u32)> = None;
+        for r in 0..b.num_rows() {
             let id = ticket.value(r);
-            let n = match number.get(id) {
-                Some(&n) => n,
-                None => {
-                    let next = (known.len() + unknown.len()) as u32;
-                    *unknown.entry(id.to_string()).or_insert(next)
+            let n = match last {
+                Some((previous, n)) if previous == id => n,
+                _ => {
+                    let n = match number.get(id) {
+                        Some(&n) => n,
+                        None => {
+                            let next = (known.len() + unknown.len()) as u32;
+                            *unknown.entry(id.to_string()).or_insert(next)
+                        }
+                    };
+                    last = Some((id, n));
+                    n
                 }
             };
-            events.push(Event {
-                ticket: n,
-                flags: flags(opt(from, r), opt(to, r)),
-                batch,
-                row,
-                at: at.value(r),
-            });
-            row += 1;
+            if has.len() <= n as usize {
+                has.resize(n as usize + 1, 0);
+            }
+            has[n as usize] |= EVENTED | if transfer.value(r) { TRANSFERRED } else { 0 };
+            if status.value(r) {
+                events.push(Event {
+                    ticket: n,
+                    flags: flags(opt(from, r), opt(to, r)),
+                    batch,
+                    row,
+                    at: at.value(r),
+                });
+                row += 1;
+            }
         }
         let ids = arrow::compute::filter(s("event_id")?, &status)?;
         event_ids.push(ids.as_string::<i32>().clone());
@@ -352,14 +378,10 @@ pub async fn compute(
                 )
             })
     };
-    let mut seen = vec![false; known.len() + unknown_ids.len()];
-    for e in &events {
-        seen[e.ticket as usize] = true;
-    }
-    let mut by_rank: Vec<u32> = (0..seen.len() as u32)
-        .filter(|&n| seen[n as usize])
+    // the tickets with events
+    let mut by_rank: Vec<u32> = (0..has.len() as u32)
+        .filter(|&n| has[n as usize] & EVENTED != 0)
         .collect();
-    drop(seen);
     by_rank.sort_unstable_by_key(|&n| (stored_order(n), id_of(n)));
     let mut rank = vec![0u32; known.len() + unknown_ids.len()];
     for (k, &n) in by_rank.iter().enumerate() {
@@ -374,6 +396,11 @@ pub async fn compute(
         .iter()
         .map(|&n| tickets.times.get(n as usize).copied())
         .collect();
+    let transferred: Vec<bool> = by_rank
+        .iter()
+        .map(|&n| has[n as usize] & TRANSFERRED != 0)
+        .collect();
+    drop(has);
     // where a row group must end: where the partition changes
     let part = |k: usize| own[k].map_or(u32::MAX, |t| t.part);
     let mut ends: Vec<usize> = (1..own.len()).filter(|&k| part(k) != part(k - 1)).collect();
@@ -388,14 +415,30 @@ pub async fn compute(
 
     // the values go straight into Arrow builders (no vectors of options copied after)
     let times = |n: usize| TimestampMicrosecondBuilder::with_capacity(n);
-    let mut first_status: Vec<i64> = Vec::with_capacity(ids.len());
+    let mut first_status = times(ids.len());
     let mut first_resolved = times(ids.len());
-    let mut reopened = Vec::with_capacity(ids.len());
+    let mut reopened = BooleanBuilder::with_capacity(ids.len());
     let (mut open_from, mut open_to) = (times(events.len()), times(events.len()));
     let (mut pending_id, mut pending_from, mut pending_to) =
         (StringBuilder::new(), times(0), times(0));
     let (mut open_lists, mut pending_lists) = (Lists::new(), Lists::new());
-    for ticket in events.chunk_by(|x, y| x.ticket == y.ticket) {
+    // each ticket's status events, in rank order (none: the status columns are null)
+    let mut rest = &events[..];
+    for k in 0..ids.len() as u32 {
+        let len = rest
+            .iter()
+            .position(|e| e.ticket != k)
+            .unwrap_or(rest.len());
+        let (ticket, after) = rest.split_at(len);
+        rest = after;
+        if ticket.is_empty() {
+            first_status.append_null();
+            first_resolved.append_null();
+            reopened.append_null();
+            open_lists.end_row(open_from.len());
+            pending_lists.end_row(pending_from.len());
+            continue;
+        }
         let mut resolved = None;
         let mut again = false;
         for (k, e) in ticket.iter().enumerate() {
@@ -414,9 +457,9 @@ pub async fn compute(
                 pending_to.append_option(next_at);
             }
         }
-        first_status.push(ticket[0].at);
+        first_status.append_value(ticket[0].at);
         first_resolved.append_option(resolved);
-        reopened.push(again);
+        reopened.append_value(again);
         open_lists.end_row(open_from.len());
         pending_lists.end_row(pending_from.len());
     }
@@ -443,9 +486,9 @@ pub async fn compute(
             ids.len(),
         ))),
         Arc::new(StringArray::from_iter_values(ids.iter().copied())),
-        ts("first_status_at", first_status.into())?,
+        ts("first_status_at", first_status.finish())?,
         ts("first_resolved_at", first_resolved.finish())?,
-        Arc::new(BooleanArray::from(reopened)),
+        Arc::new(reopened.finish()),
         open_lists.finish(&field("open_from")?, ts("open_from", open_from.finish())?)?,
         open_lists.finish(&field("open_to")?, ts("open_to", open_to.finish())?)?,
         pending_lists.finish(&field("pending_event_id")?, Arc::new(pending_id.finish()))?,
@@ -469,6 +512,7 @@ pub async fn compute(
             "settled_at",
             own.iter().map(|t| t.and_then(|t| t.settled)).collect(),
         )?,
+        Arc::new(BooleanArray::from(transferred)),
     ];
     let all =
         RecordBatch::try_new(schema, columns).context("ticket_history: the columns of the view")?;

@@ -82,6 +82,15 @@ fn sources() -> Vec<SourceData> {
         None,
         Some("lyon-n2".into()),
     ));
+    // a transfer between desks, beside A1's status history
+    a.push((
+        "A1".into(),
+        "000098".into(),
+        paris("2026-04-02 09:00"),
+        "transfer".into(),
+        Some("school".into()),
+        Some("group".into()),
+    ));
     let mut b = Vec::new();
     history(
         &mut b,
@@ -91,6 +100,20 @@ fn sources() -> Vec<SourceData> {
             ("2026-04-01 08:00", Some("pending"), "resolved"),
         ],
     );
+    // B2 has events but no status event: a transfer and an assignment
+    for (id, at, kind, to) in [
+        ("000097", "2026-04-02 10:00", "transfer", "group"),
+        ("000096", "2026-04-02 11:00", "assign", "group-n1"),
+    ] {
+        b.push((
+            "B2".into(),
+            id.into(),
+            paris(at),
+            kind.into(),
+            None,
+            Some(to.into()),
+        ));
+    }
     vec![
         SourceData {
             id: "a",
@@ -102,7 +125,10 @@ fn sources() -> Vec<SourceData> {
         },
         SourceData {
             id: "b",
-            tickets: vec![ticket("B1", "2026-03-30 07:00")],
+            tickets: vec![
+                ticket("B1", "2026-03-30 07:00"),
+                ticket("B2", "2026-04-02 08:00"),
+            ],
             events: b,
         },
     ]
@@ -150,15 +176,17 @@ async fn stored_objects(lake: &Lake) -> Vec<String> {
     .collect()
 }
 
-/// `ticket_history` as (source, ticket_id, first_status_at, first_resolved_at, reopened).
+/// `ticket_history` as (source, ticket_id, first_status_at, first_resolved_at, reopened,
+/// transferred), `-` for null.
 async fn histories(lake: &Lake) -> Vec<String> {
     let ctx = ticketlake::engine::session(lake, &Config::default())
         .await
         .unwrap();
     let sql = "select source || ' ' || ticket_id || ' ' \
-               || arrow_cast(arrow_cast(first_status_at, 'Int64'), 'Utf8') || ' ' \
+               || coalesce(arrow_cast(arrow_cast(first_status_at, 'Int64'), 'Utf8'), '-') || ' ' \
                || coalesce(arrow_cast(arrow_cast(first_resolved_at, 'Int64'), 'Utf8'), '-') \
-               || ' ' || arrow_cast(reopened, 'Utf8') as h \
+               || ' ' || coalesce(arrow_cast(reopened, 'Utf8'), '-') \
+               || ' ' || arrow_cast(transferred, 'Utf8') as h \
                from ticket_history order by source, ticket_id";
     strings(&ctx, sql).await
 }
@@ -180,20 +208,22 @@ async fn stored_ticket_history_is_the_views_rows() {
     let dir = tempfile::tempdir().unwrap();
     let lake = write_lake(dir.path(), &sources()).await;
     let expected = vec![
-        format!("a A1 {} - false", paris("2026-04-01 09:00")),
+        format!("a A1 {} - false true", paris("2026-04-01 09:00")),
         format!(
-            "a A2 {} {} false",
+            "a A2 {} {} false false",
             paris("2026-04-07 10:00"),
             paris("2026-05-04 16:30")
         ),
         format!(
-            "b B1 {} {} false",
+            "b B1 {} {} false false",
             paris("2026-03-30 08:00"),
             paris("2026-04-01 08:00")
         ),
+        "b B2 - - - true".to_string(),
     ];
     // (B1's `pending → resolved` is its first resolution: the first *transition to*
-    // resolved, whatever it came from)
+    // resolved, whatever it came from; B2 has a row for its events, without a status
+    // history)
     assert!(stale(&lake).await.is_empty());
     assert_eq!(histories(&lake).await, expected);
 
@@ -218,13 +248,19 @@ async fn stored_ticket_history_is_the_views_rows() {
     writer.stage(Table::Events, "a", &eb.finish()).unwrap();
     writer.flush(None).await.unwrap();
     let mut reopened = expected.clone();
-    reopened[1] = reopened[1].replace("false", "true");
+    reopened[1] = reopened[1].replacen("false", "true", 1);
     // read from the events (a's stored rows are stale), then from the stored rows
     assert_eq!(stale(&lake).await, vec!["a".to_string()]);
     assert_eq!(histories(&lake).await, reopened);
     drop(writer);
     empty_write(&lake).await;
     assert!(stale(&lake).await.is_empty());
+    assert_eq!(histories(&lake).await, reopened);
+    // and the view over events and tickets alone, for both sources
+    for object in stored_objects(&lake).await {
+        lake.store.delete(&object.as_str().into()).await.unwrap();
+    }
+    assert_eq!(stale(&lake).await, ["a".to_string(), "b".to_string()]);
     assert_eq!(histories(&lake).await, reopened);
 }
 
@@ -599,4 +635,64 @@ async fn a_ticket_rewritten_without_new_events_makes_the_stored_rows_stale() {
     empty_write(&lake).await;
     assert!(stale(&lake).await.is_empty());
     assert_eq!(own_times(&lake, "where ticket_id = 'T4'").await, [t4]);
+}
+
+#[tokio::test]
+async fn a_ticket_with_events_but_no_status_event_counts_as_transferred_not_as_history() {
+    use ticketlake::engine::localtime::Month;
+    use ticketlake::kpi::{self, Period};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &sources()).await;
+    // created in April: A1 and A2 (source a), B2 (source b; B1 was created in March). A1
+    // and B2 have a transfer; B2 has no status event, only a transfer and an assignment.
+    for from_stored_rows in [true, false] {
+        if !from_stored_rows {
+            for object in stored_objects(&lake).await {
+                lake.store.delete(&object.as_str().into()).await.unwrap();
+            }
+            assert_eq!(stale(&lake).await, ["a".to_string(), "b".to_string()]);
+        }
+        let k = kpis(&lake, "2026-04", "2026-04").await;
+        let requalification = k["requalification"].as_array().unwrap();
+        assert_eq!(requalification.len(), 1);
+        let r = &requalification[0];
+        assert_eq!(r["month"], "2026-04");
+        assert_eq!(r["tickets"], 3);
+        assert_eq!(r["transferred"], 2);
+        assert_close(num(r, "rate"), 2.0 / 3.0, "requalification rate");
+        let coverage: Vec<(String, i64, i64, i64, f64)> = k["history_coverage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["source"].as_str().unwrap().to_string(),
+                    r["tickets"].as_i64().unwrap(),
+                    r["with_history"].as_i64().unwrap(),
+                    r["without_history"].as_i64().unwrap(),
+                    num(r, "history_rate"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            coverage,
+            [
+                ("a".to_string(), 2, 2, 0, 1.0),
+                ("b".to_string(), 1, 0, 1, 0.0)
+            ]
+        );
+        // the decision's m: of the tickets with events (all three), those transferred
+        let ctx = ticketlake::engine::session(&lake, &Config::default())
+            .await
+            .unwrap();
+        let april = Month::parse("2026-04").unwrap();
+        let days = LocalDays::new(chrono_tz::Europe::Paris);
+        let inputs = kpi::decision_inputs(&ctx, &days, Period::new(april, april).unwrap())
+            .await
+            .unwrap();
+        let m = &inputs["m"][0];
+        assert_eq!(m["tickets_with_history"], 3);
+        assert_eq!(m["transferred"], 2);
+        assert_close(num(m, "m"), 2.0 / 3.0, "m");
+    }
 }
