@@ -10,48 +10,39 @@
 -- Output: day, open_tickets, age_0_7, age_8_30, age_31_90, age_over_90 (counts; lower is better).
 -- Method: each open span is a range of days [from_day, to_day); it adds +1 on its first
 -- day and −1 on the day it ends, and a running sum gives the count of every day. The
--- open intervals of each ticket's status history come from the view ticket_history
--- (stored in the lake): the events are not read. The tickets and ticket_history are
--- read once (CTEs are inlined: each is referenced once).
-with relevant as (
+-- view ticket_history (stored in the lake) has a row per ticket, with the open intervals
+-- of its status history and its own status and times: neither the events nor `tickets`
+-- are read.
+with history as (
     -- only tickets that can be open in the period: created before its end, and not
-    -- already finished before its start (updated_at is the ticket's last change)
+    -- already finished before its start (updated_at is the ticket's last change). Every
+    -- open span of each as instants [from, to) (to null: open-ended; from null: none), as
+    -- two lists: (b) before its first status event the ticket was new, then (a) the open
+    -- intervals of its history; (c) a ticket without history in the period (none, or
+    -- none before its end: a later event cannot change a day of it) is open from its
+    -- creation until it was finished (resolved_at, else closed_at, else updated_at)
     select
-        t.source,
-        t.ticket_id,
-        t.created_at,
-        t.status as ticket_status,
-        coalesce(t.resolved_at, t.closed_at, t.updated_at, t.created_at) as done_at
-    from tickets t
-    where t.created_at < $end
-        and (t.status not in ('resolved', 'closed', 'canceled') or t.updated_at is null or t.updated_at >= $start)
-),
-history as (
-    -- every open span of each ticket as instants [from, to) (to null: open-ended; from
-    -- null: none), as two lists: (b) before its first status event the ticket was new,
-    -- then (a) the open intervals of its history; (c) a ticket without history in the
-    -- period (none, or none before its end: a later event cannot change a day of it) is
-    -- open from its creation until it was finished
-    select
-        r.created_at,
+        h.created_at,
         case
-            when h.first_status_at is null then make_array(r.created_at)
+            when h.first_status_at is null or h.first_status_at >= $end
+                then make_array(h.created_at)
             else array_prepend(
-                case when r.created_at < h.first_status_at then r.created_at end, h.open_from)
+                case when h.created_at < h.first_status_at then h.created_at end, h.open_from)
         end as span_from,
         case
-            when h.first_status_at is null then make_array(
-                case when r.ticket_status in ('resolved', 'closed', 'canceled') then r.done_at end)
+            when h.first_status_at is null or h.first_status_at >= $end then make_array(
+                case when h.status in ('resolved', 'closed', 'canceled')
+                    then coalesce(h.resolved_at, h.closed_at, h.updated_at, h.created_at) end)
             else array_prepend(h.first_status_at, h.open_to)
         end as span_to
-    from relevant r
-    left join ticket_history h
-        on h.source = r.source and h.ticket_id = r.ticket_id and h.first_status_at < $end
-        -- a relevant ticket was created before the end, and is not finished, or has no
-        -- updated_at (then no settled_at), or was updated in or after the period (then
-        -- settled at or after it): the same rows, and the row groups of tickets settled
-        -- before the period, or created after it, are skipped
-        and (h.settled_at is null or h.settled_at >= $start) and h.created_at < $end
+    from ticket_history h
+    where h.created_at < $end
+        and (h.status not in ('resolved', 'closed', 'canceled') or h.updated_at is null
+            or h.updated_at >= $start)
+        -- implied by the line above (a ticket finished with an updated_at has a
+        -- settled_at, at or after it): the same rows, and the pages of tickets settled
+        -- before the period are skipped
+        and (h.settled_at is null or h.settled_at >= $start)
 ),
 spans as (
     select created_at, unnest(span_from) as from_at, unnest(span_to) as to_at

@@ -1,5 +1,7 @@
--- View ticket_history: what a ticket's history says, once per ticket.
--- Grain: one row per ticket with at least one event of any kind (source, ticket_id).
+-- View ticket_history: what a ticket's history says, once per ticket, beside the
+-- ticket's own state.
+-- Grain: one row per ticket of `tickets`, and per ticket that only events name (source,
+-- ticket_id).
 -- first_status_at: its first status event (null: it has none, and then so are the
 -- status columns below); first_resolved_at: its first transition to `resolved` (null:
 -- never resolved); reopened: it has a status event from resolved or closed to a status
@@ -18,11 +20,15 @@
 -- the rows of the tickets it can concern: the stored rows are grouped by the ticket's
 -- month of creation (its `tickets` partition) and ordered within it by resolved_at, then
 -- settled_at, so a filter on any of the three skips row groups and pages.
--- transferred: it has a `transfer` event (at any time).
+-- transferred: it has a `transfer` event (at any time); first_event_at: its first event
+-- of any kind (null: it has none).
+-- status, closed_at, updated_at: the ticket's own (as in `tickets`), so that the backlog
+-- reads this view alone.
 with evented as (
     select
         e.source,
         e.ticket_id,
+        min(e.at) as first_event_at,
         max(case when e.kind = 'transfer' then 1 else 0 end) = 1 as transferred
     from events e
     group by e.source, e.ticket_id
@@ -64,8 +70,8 @@ statuses as (
     group by i.source, i.ticket_id
 )
 select
-    x.source,
-    x.ticket_id,
+    coalesce(t.source, x.source) as source,
+    coalesce(t.ticket_id, x.ticket_id) as ticket_id,
     s.first_status_at,
     s.first_resolved_at,
     s.reopened,
@@ -84,7 +90,12 @@ select
             then null
         else greatest(t.created_at, t.resolved_at, t.closed_at, t.updated_at)
     end as settled_at,
-    x.transferred
-from evented x
-left join statuses s on s.source = x.source and s.ticket_id = x.ticket_id
-left join tickets t on t.source = x.source and t.ticket_id = x.ticket_id
+    coalesce(x.transferred, false) as transferred,
+    x.first_event_at,
+    t.status,
+    t.closed_at,
+    t.updated_at
+from tickets t
+full outer join evented x on x.source = t.source and x.ticket_id = t.ticket_id
+left join statuses s
+    on s.source = coalesce(t.source, x.source) and s.ticket_id = coalesce(t.ticket_id, x.ticket_id)

@@ -64,7 +64,7 @@ pub fn folder(view: &str) -> String {
 pub struct Derived {
     /// Sources whose stored object matches their events and tickets: (source, object).
     pub fresh: Vec<(String, ObjectPath)>,
-    /// Sources with events but no matching object: the view computes theirs.
+    /// Sources with events or tickets but no matching object: the view computes theirs.
     pub stale: Vec<String>,
 }
 
@@ -97,7 +97,7 @@ fn source_of(path: &ObjectPath) -> Option<String> {
 }
 
 /// What each source's derived rows are computed from, by source: its `events` objects,
-/// then its `tickets` objects (each sorted by path), for the sources that have events.
+/// then its `tickets` objects (each sorted by path), for the sources that have either.
 async fn inputs_by_source(lake: &Lake) -> Result<BTreeMap<String, Vec<ObjectMeta>>> {
     let mut by_table = [BTreeMap::new(), BTreeMap::new()];
     for (table, out) in [Table::Events, Table::Tickets].iter().zip(&mut by_table) {
@@ -119,6 +119,8 @@ async fn inputs_by_source(lake: &Lake) -> Result<BTreeMap<String, Vec<ObjectMeta
     for (source, objects) in &mut events {
         objects.extend(tickets.remove(source).unwrap_or_default());
     }
+    // a source without events has rows too: one per ticket
+    events.extend(tickets);
     Ok(events)
 }
 
@@ -180,7 +182,7 @@ pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
 }
 
 /// Computes and stores the rows of every view of [`VIEWS`] for every source whose stored
-/// rows do not match its events, and removes those of sources without events. Returns
+/// rows do not match its events and tickets, and removes those of sources without either. Returns
 /// the (view, source) pairs refreshed. Call it under the lake's lock.
 pub async fn refresh(lake: &Lake) -> Result<Vec<(String, String)>> {
     let events = inputs_by_source(lake).await?;

@@ -5,9 +5,9 @@
 //! the tickets in a hash table and sorting the events once by (ticket, at, event_id)
 //! takes about a second. The SQL stays the definition: it is what a reader computes when
 //! the stored rows do not match the events, and the tests check that both give the same
-//! rows. Every ticket with an event has a row (those without a status event have only
-//! `transferred`, and their times). The ticket's own times (`created_at`, `resolved_at`,
-//! `settled_at`) come from the
+//! rows. Every ticket of `tickets` has a row, and every ticket only events name (those
+//! without a status event have null status columns). The ticket's own state (`status`
+//! and its times; `settled_at` from them) comes from the
 //! source's `tickets`. The rows are stored by the ticket's `tickets` partition (its month
 //! of creation), and within it in the order of the partition's own rows: resolved first,
 //! by `resolved_at`, then the others by `settled_at`, the open ones last (see
@@ -99,12 +99,15 @@ struct Times {
     created: i64,
     resolved: Option<i64>,
     settled: Option<i64>,
+    closed: Option<i64>,
+    updated: Option<i64>,
 }
 
-/// A source's tickets: their ids (only that column of each batch is kept) and their
-/// times, in the same order.
+/// A source's tickets: their ids and statuses (only these columns of each batch are
+/// kept) and their times, in the same order.
 struct Tickets {
     ids: Vec<StringArray>,
+    statuses: Vec<StringArray>,
     times: Vec<Times>,
 }
 
@@ -114,6 +117,7 @@ impl Tickets {
     async fn read(lake: &Lake, objects: &[&ObjectMeta]) -> Result<Tickets> {
         let mut out = Tickets {
             ids: Vec::new(),
+            statuses: Vec::new(),
             times: Vec::new(),
         };
         each_batch(lake, objects, &TICKET_COLUMNS, |part, b| {
@@ -149,10 +153,14 @@ impl Tickets {
                     created: created.value(r),
                     resolved: resolved_at,
                     settled,
+                    closed: closed_at,
+                    updated: updated_at,
                 });
             }
             out.ids
                 .push(column(&b, "ticket_id")?.as_string::<i32>().clone());
+            out.statuses
+                .push(column(&b, "status")?.as_string::<i32>().clone());
             Ok(())
         })
         .await?;
@@ -165,6 +173,11 @@ impl Tickets {
             .iter()
             .flat_map(|a| a.iter().map(|v| v.unwrap_or("")))
             .collect()
+    }
+
+    /// Each ticket's status, in the order of `times`.
+    fn status_list(&self) -> Vec<Option<&str>> {
+        self.statuses.iter().flat_map(|a| a.iter()).collect()
     }
 }
 
@@ -181,9 +194,11 @@ const REOPENS: u8 = 2;
 const OPENS: u8 = 4;
 const TO_PENDING: u8 = 8;
 
-/// What a ticket's events show besides its status history: it has one, and a transfer.
+/// What is known of a ticket besides its status history: it has an event, a transfer,
+/// and a row in `tickets` (the first of its key).
 const EVENTED: u8 = 1;
 const TRANSFERRED: u8 = 2;
+const LISTED: u8 = 4;
 
 fn flags(from: Option<&str>, to: Option<&str>) -> u8 {
     let mut f = 0;
@@ -279,8 +294,12 @@ pub async fn compute(
     // key is unique in `tickets` by the write contract), then those only events name
     let mut number: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
     number.reserve(known.len());
+    let mut has: Vec<u8> = vec![0; known.len()];
     for (n, id) in known.iter().enumerate() {
-        number.entry(*id).or_insert(n as u32);
+        if let std::collections::hash_map::Entry::Vacant(v) = number.entry(*id) {
+            v.insert(n as u32);
+            has[n] = LISTED;
+        }
     }
     let mut unknown: foldhash::HashMap<String, u32> = foldhash::HashMap::default();
     // every status event, compactly: of its batch only the event_ids of its status
@@ -288,7 +307,8 @@ pub async fn compute(
     // the other events, only that their ticket has one, and a transfer
     let mut event_ids: Vec<StringArray> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
-    let mut has: Vec<u8> = vec![0; known.len()];
+    // each ticket's first event, by number (i64::MAX: none yet)
+    let mut first_event: Vec<i64> = vec![i64::MAX; known.len()];
     each_batch(lake, &of_table(objects, Table::Events), &COLUMNS, |_, b| {
         let kind = column(&b, "kind")?.as_string::<i32>();
         let is = |k: &str| -> Result<arrow::array::BooleanArray> {
@@ -329,8 +349,11 @@ pub async fn compute(
             };
             if has.len() <= n as usize {
                 has.resize(n as usize + 1, 0);
+                first_event.resize(n as usize + 1, i64::MAX);
             }
             has[n as usize] |= EVENTED | if transfer.value(r) { TRANSFERRED } else { 0 };
+            let first = &mut first_event[n as usize];
+            *first = (*first).min(at.value(r));
             if status.value(r) {
                 events.push(Event {
                     ticket: n,
@@ -378,9 +401,9 @@ pub async fn compute(
                 )
             })
     };
-    // the tickets with events
+    // the tickets of `tickets` (the first of a repeated key) and those only events name
     let mut by_rank: Vec<u32> = (0..has.len() as u32)
-        .filter(|&n| has[n as usize] & EVENTED != 0)
+        .filter(|&n| has[n as usize] & (LISTED | EVENTED) != 0)
         .collect();
     by_rank.sort_unstable_by_key(|&n| (stored_order(n), id_of(n)));
     let mut rank = vec![0u32; known.len() + unknown_ids.len()];
@@ -401,6 +424,16 @@ pub async fn compute(
         .map(|&n| has[n as usize] & TRANSFERRED != 0)
         .collect();
     drop(has);
+    let first_event: Vec<Option<i64>> = by_rank
+        .iter()
+        .map(|&n| Some(first_event[n as usize]).filter(|&at| at != i64::MAX))
+        .collect();
+    let statuses = tickets.status_list();
+    let status: Vec<Option<&str>> = by_rank
+        .iter()
+        .map(|&n| statuses.get(n as usize).copied().flatten())
+        .collect();
+    drop(statuses);
     // where a row group must end: where the partition changes
     let part = |k: usize| own[k].map_or(u32::MAX, |t| t.part);
     let mut ends: Vec<usize> = (1..own.len()).filter(|&k| part(k) != part(k - 1)).collect();
@@ -513,6 +546,16 @@ pub async fn compute(
             own.iter().map(|t| t.and_then(|t| t.settled)).collect(),
         )?,
         Arc::new(BooleanArray::from(transferred)),
+        ts("first_event_at", first_event.into_iter().collect())?,
+        Arc::new(StringArray::from(status)),
+        ts(
+            "closed_at",
+            own.iter().map(|t| t.and_then(|t| t.closed)).collect(),
+        )?,
+        ts(
+            "updated_at",
+            own.iter().map(|t| t.and_then(|t| t.updated)).collect(),
+        )?,
     ];
     let all =
         RecordBatch::try_new(schema, columns).context("ticket_history: the columns of the view")?;

@@ -125,9 +125,11 @@ fn sources() -> Vec<SourceData> {
         },
         SourceData {
             id: "b",
+            // B3 has no event at all
             tickets: vec![
                 ticket("B1", "2026-03-30 07:00"),
                 ticket("B2", "2026-04-02 08:00"),
+                ticket("B3", "2026-04-03 08:00"),
             ],
             events: b,
         },
@@ -220,10 +222,11 @@ async fn stored_ticket_history_is_the_views_rows() {
             paris("2026-04-01 08:00")
         ),
         "b B2 - - - true".to_string(),
+        "b B3 - - - false".to_string(),
     ];
     // (B1's `pending → resolved` is its first resolution: the first *transition to*
     // resolved, whatever it came from; B2 has a row for its events, without a status
-    // history)
+    // history, and B3 one for itself)
     assert!(stale(&lake).await.is_empty());
     assert_eq!(histories(&lake).await, expected);
 
@@ -638,13 +641,14 @@ async fn a_ticket_rewritten_without_new_events_makes_the_stored_rows_stale() {
 }
 
 #[tokio::test]
-async fn a_ticket_with_events_but_no_status_event_counts_as_transferred_not_as_history() {
+async fn tickets_without_a_status_event_or_without_any_event_are_not_in_the_history_coverage() {
     use ticketlake::engine::localtime::Month;
     use ticketlake::kpi::{self, Period};
     let dir = tempfile::tempdir().unwrap();
     let lake = write_lake(dir.path(), &sources()).await;
-    // created in April: A1 and A2 (source a), B2 (source b; B1 was created in March). A1
-    // and B2 have a transfer; B2 has no status event, only a transfer and an assignment.
+    // created in April: A1 and A2 (source a), B2 and B3 (source b; B1 was created in
+    // March). A1 and B2 have a transfer; B2 has no status event, only a transfer and an
+    // assignment; B3 has no event.
     for from_stored_rows in [true, false] {
         if !from_stored_rows {
             for object in stored_objects(&lake).await {
@@ -657,9 +661,9 @@ async fn a_ticket_with_events_but_no_status_event_counts_as_transferred_not_as_h
         assert_eq!(requalification.len(), 1);
         let r = &requalification[0];
         assert_eq!(r["month"], "2026-04");
-        assert_eq!(r["tickets"], 3);
+        assert_eq!(r["tickets"], 4);
         assert_eq!(r["transferred"], 2);
-        assert_close(num(r, "rate"), 2.0 / 3.0, "requalification rate");
+        assert_close(num(r, "rate"), 0.5, "requalification rate");
         let coverage: Vec<(String, i64, i64, i64, f64)> = k["history_coverage"]
             .as_array()
             .unwrap()
@@ -678,10 +682,10 @@ async fn a_ticket_with_events_but_no_status_event_counts_as_transferred_not_as_h
             coverage,
             [
                 ("a".to_string(), 2, 2, 0, 1.0),
-                ("b".to_string(), 1, 0, 1, 0.0)
+                ("b".to_string(), 2, 0, 2, 0.0)
             ]
         );
-        // the decision's m: of the tickets with events (all three), those transferred
+        // the decision's m: of the tickets with events (all but B3), those transferred
         let ctx = ticketlake::engine::session(&lake, &Config::default())
             .await
             .unwrap();
