@@ -28,11 +28,13 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
+use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
-use parquet::arrow::ArrowWriter;
+use object_store::{ObjectMeta, ObjectStoreExt};
+use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -353,30 +355,47 @@ async fn compute(
     } else {
         df.execute_stream().await?.boxed()
     };
-    // no dictionaries: every column but `source` holds about one value per ticket (see
-    // `write::properties`)
-    let props = WriterProperties::builder()
+    // dictionaries only for `source` and `status`: the other columns hold about one value
+    // per ticket (see `write::properties`)
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(super::write::ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(super::write::PAGE_ROWS)
-        .set_dictionary_enabled(false)
-        .build();
-    let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))?;
+        .set_dictionary_enabled(false);
+    for few in ["source", "status"] {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(few), true);
+    }
+    // written as it is encoded (a multipart upload, or a file staged beside the target
+    // and renamed into place when complete): the object never waits whole in memory,
+    // and no reader sees it before it is complete
+    let object = BufWriter::new(lake.store.clone(), target.clone());
+    let mut writer = AsyncArrowWriter::try_new(object, schema.clone(), Some(props.build()))?;
     let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows();
-        writer.write(&batch)?;
-        if native {
-            // each native batch is a row group (see `history::compute`)
-            writer.flush()?;
+    let written: Result<()> = async {
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            rows += batch.num_rows();
+            writer.write(&batch).await?;
+            if native {
+                // each native batch is a row group (see `history::compute`)
+                writer.flush().await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match written {
+        Ok(()) => {
+            writer
+                .close()
+                .await
+                .with_context(|| format!("writing {target} in lake '{}'", lake.location))?;
+        }
+        Err(e) => {
+            // the upload is abandoned: nothing appears at the target
+            let _ = writer.into_inner().abort().await;
+            return Err(e);
         }
     }
-    writer.close()?;
-    lake.store
-        .put(target, PutPayload::from(buf))
-        .await
-        .with_context(|| format!("writing {target} in lake '{}'", lake.location))?;
     Ok(rows)
 }

@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail};
 use arrow::array::{
     Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, RecordBatch,
     StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    UInt32Array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimestampMicrosecondType};
@@ -43,6 +44,9 @@ const TICKET_COLUMNS: [&str; 6] = [
     "closed_at",
     "updated_at",
 ];
+
+/// The columns of `tickets` the rows carry as they are.
+const COPIED: [&str; 3] = ["status", "closed_at", "updated_at"];
 
 /// The columns of `events` read.
 const COLUMNS: [&str; 6] = [
@@ -99,15 +103,13 @@ struct Times {
     created: i64,
     resolved: Option<i64>,
     settled: Option<i64>,
-    closed: Option<i64>,
-    updated: Option<i64>,
 }
 
-/// A source's tickets: their ids and statuses (only these columns of each batch are
-/// kept) and their times, in the same order.
+/// A source's tickets: their ids, and the columns copied as they are (only these columns
+/// of each batch are kept), and their times, in the same order.
 struct Tickets {
     ids: Vec<StringArray>,
-    statuses: Vec<StringArray>,
+    copied: [Vec<ArrayRef>; COPIED.len()],
     times: Vec<Times>,
 }
 
@@ -117,7 +119,7 @@ impl Tickets {
     async fn read(lake: &Lake, objects: &[&ObjectMeta]) -> Result<Tickets> {
         let mut out = Tickets {
             ids: Vec::new(),
-            statuses: Vec::new(),
+            copied: Default::default(),
             times: Vec::new(),
         };
         each_batch(lake, objects, &TICKET_COLUMNS, |part, b| {
@@ -153,14 +155,13 @@ impl Tickets {
                     created: created.value(r),
                     resolved: resolved_at,
                     settled,
-                    closed: closed_at,
-                    updated: updated_at,
                 });
             }
             out.ids
                 .push(column(&b, "ticket_id")?.as_string::<i32>().clone());
-            out.statuses
-                .push(column(&b, "status")?.as_string::<i32>().clone());
+            for (name, arrays) in COPIED.iter().zip(&mut out.copied) {
+                arrays.push(column(&b, name)?.clone());
+            }
             Ok(())
         })
         .await?;
@@ -175,9 +176,21 @@ impl Tickets {
             .collect()
     }
 
-    /// Each ticket's status, in the order of `times`.
-    fn status_list(&self) -> Vec<Option<&str>> {
-        self.statuses.iter().flat_map(|a| a.iter()).collect()
+    /// The columns of [`COPIED`] of the tickets numbered (a null number: null), from
+    /// the batches taken out of [`Tickets::copied`].
+    fn copied(
+        batches: [Vec<ArrayRef>; COPIED.len()],
+        numbers: &UInt32Array,
+    ) -> Result<Vec<ArrayRef>> {
+        let mut out = Vec::new();
+        for arrays in batches {
+            let parts: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+            let all = arrow::compute::concat(&parts)?;
+            drop(parts);
+            drop(arrays);
+            out.push(arrow::compute::take(&all, numbers, None)?);
+        }
+        Ok(out)
     }
 }
 
@@ -288,7 +301,8 @@ pub async fn compute(
     objects: &[ObjectMeta],
     schema: SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let tickets = Tickets::read(lake, &of_table(objects, Table::Tickets)).await?;
+    let mut tickets = Tickets::read(lake, &of_table(objects, Table::Tickets)).await?;
+    let copied_batches = std::mem::take(&mut tickets.copied);
     let known = tickets.id_list();
     // the tickets by number: those of `tickets` first (the first of a repeated key; the
     // key is unique in `tickets` by the write contract), then those only events name
@@ -428,12 +442,12 @@ pub async fn compute(
         .iter()
         .map(|&n| Some(first_event[n as usize]).filter(|&at| at != i64::MAX))
         .collect();
-    let statuses = tickets.status_list();
-    let status: Vec<Option<&str>> = by_rank
+    let numbers: UInt32Array = by_rank
         .iter()
-        .map(|&n| statuses.get(n as usize).copied().flatten())
+        .map(|&n| ((n as usize) < known.len()).then_some(n))
         .collect();
-    drop(statuses);
+    let copied = Tickets::copied(copied_batches, &numbers)?;
+    drop(numbers);
     // where a row group must end: where the partition changes
     let part = |k: usize| own[k].map_or(u32::MAX, |t| t.part);
     let mut ends: Vec<usize> = (1..own.len()).filter(|&k| part(k) != part(k - 1)).collect();
@@ -513,7 +527,7 @@ pub async fn compute(
             t => t.clone(),
         })))
     };
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
             source,
             ids.len(),
@@ -547,16 +561,8 @@ pub async fn compute(
         )?,
         Arc::new(BooleanArray::from(transferred)),
         ts("first_event_at", first_event.into_iter().collect())?,
-        Arc::new(StringArray::from(status)),
-        ts(
-            "closed_at",
-            own.iter().map(|t| t.and_then(|t| t.closed)).collect(),
-        )?,
-        ts(
-            "updated_at",
-            own.iter().map(|t| t.and_then(|t| t.updated)).collect(),
-        )?,
     ];
+    columns.extend(copied);
     let all =
         RecordBatch::try_new(schema, columns).context("ticket_history: the columns of the view")?;
     // in slices the size of a row group, at most: one or more per partition
