@@ -303,6 +303,7 @@ pub async fn compute(
 ) -> Result<Vec<RecordBatch>> {
     let mut tickets = Tickets::read(lake, &of_table(objects, Table::Tickets)).await?;
     let copied_batches = std::mem::take(&mut tickets.copied);
+    let times = std::mem::take(&mut tickets.times);
     let known = tickets.id_list();
     // the tickets by number: those of `tickets` first (the first of a repeated key; the
     // key is unique in `tickets` by the write contract), then those only events name
@@ -401,8 +402,7 @@ pub async fn compute(
     };
     // (partition, resolved or not, resolved_at, settled or not, settled_at, created_at)
     let stored_order = |n: u32| {
-        tickets
-            .times
+        times
             .get(n as usize)
             .map_or((u32::MAX, true, 0, true, 0, 0), |t| {
                 (
@@ -429,16 +429,31 @@ pub async fn compute(
     }
     drop(rank);
     let ids: Vec<&str> = by_rank.iter().map(|&n| id_of(n)).collect();
-    let own: Vec<Option<Times>> = by_rank
-        .iter()
-        .map(|&n| tickets.times.get(n as usize).copied())
+    // the ticket's own times, by rank, as the columns they go into
+    let own = |f: fn(&Times) -> Option<i64>| -> TimestampMicrosecondArray {
+        by_rank
+            .iter()
+            .map(|&n| times.get(n as usize).and_then(f))
+            .collect()
+    };
+    let (created_at, resolved_at, settled_at) = (
+        own(|t| Some(t.created)),
+        own(|t| t.resolved),
+        own(|t| t.settled),
+    );
+    // where a row group must end: where the partition changes
+    let part = |k: usize| times.get(by_rank[k] as usize).map_or(u32::MAX, |t| t.part);
+    let mut ends: Vec<usize> = (1..by_rank.len())
+        .filter(|&k| part(k) != part(k - 1))
         .collect();
+    ends.push(by_rank.len());
+    drop(times);
     let transferred: Vec<bool> = by_rank
         .iter()
         .map(|&n| has[n as usize] & TRANSFERRED != 0)
         .collect();
     drop(has);
-    let first_event: Vec<Option<i64>> = by_rank
+    let first_event: TimestampMicrosecondArray = by_rank
         .iter()
         .map(|&n| Some(first_event[n as usize]).filter(|&at| at != i64::MAX))
         .collect();
@@ -448,10 +463,6 @@ pub async fn compute(
         .collect();
     let copied = Tickets::copied(copied_batches, &numbers)?;
     drop(numbers);
-    // where a row group must end: where the partition changes
-    let part = |k: usize| own[k].map_or(u32::MAX, |t| t.part);
-    let mut ends: Vec<usize> = (1..own.len()).filter(|&k| part(k) != part(k - 1)).collect();
-    ends.push(own.len());
     drop(by_rank);
     let event_id = |e: &Event| event_ids[e.batch as usize].value(e.row as usize);
     events.sort_unstable_by(|x, y| {
@@ -547,20 +558,11 @@ pub async fn compute(
             &field("pending_to")?,
             ts("pending_to", pending_to.finish())?,
         )?,
-        ts(
-            "created_at",
-            own.iter().map(|t| t.map(|t| t.created)).collect(),
-        )?,
-        ts(
-            "resolved_at",
-            own.iter().map(|t| t.and_then(|t| t.resolved)).collect(),
-        )?,
-        ts(
-            "settled_at",
-            own.iter().map(|t| t.and_then(|t| t.settled)).collect(),
-        )?,
+        ts("created_at", created_at)?,
+        ts("resolved_at", resolved_at)?,
+        ts("settled_at", settled_at)?,
         Arc::new(BooleanArray::from(transferred)),
-        ts("first_event_at", first_event.into_iter().collect())?,
+        ts("first_event_at", first_event)?,
     ];
     columns.extend(copied);
     let all =
