@@ -2,7 +2,7 @@
 -- desks (at least one `transfer` event, at any time).
 -- Grain: one row per local month of created_at. Parameters: $start, $end.
 -- Output: month, tickets, transferred (counts), rate (lower is better).
--- Method: the view ticket_history (stored in the lake) says, once per ticket with events,
+-- Method: the view ticket_history (stored in the lake) says, once per ticket,
 -- whether it has a transfer: the events are not read.
 with created as (
     select t.source, t.ticket_id, local_month(t.created_at) as month

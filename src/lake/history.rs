@@ -391,8 +391,8 @@ pub async fn compute(
     for (id, n) in unknown {
         unknown_ids[n as usize - known.len()] = id;
     }
-    // the tickets with status events, ranked in the stored order (above; a ticket
-    // unknown to `tickets` last, by ticket_id); the events get their ticket's rank, and
+    // the tickets, ranked in the stored order (above; a ticket unknown to `tickets`
+    // last, by ticket_id); the status events get their ticket's rank, and
     // one sort puts them in the view's order within each ticket: by at, then event_id
     let id_of = |n: u32| -> &str {
         known
