@@ -68,10 +68,17 @@ statuses as (
             filter (where i.to_value = 'pending') as pending_to
     from intervals i
     group by i.source, i.ticket_id
+),
+-- every ticket, once: a filter on `source` above reaches the scans of both tables (a
+-- full join of the two would keep it above the join)
+ticket_keys as (
+    select t.source, t.ticket_id from tickets t
+    union
+    select x.source, x.ticket_id from evented x
 )
 select
-    coalesce(t.source, x.source) as source,
-    coalesce(t.ticket_id, x.ticket_id) as ticket_id,
+    k.source,
+    k.ticket_id,
     s.first_status_at,
     s.first_resolved_at,
     s.reopened,
@@ -95,7 +102,7 @@ select
     t.status,
     t.closed_at,
     t.updated_at
-from tickets t
-full outer join evented x on x.source = t.source and x.ticket_id = t.ticket_id
-left join statuses s
-    on s.source = coalesce(t.source, x.source) and s.ticket_id = coalesce(t.ticket_id, x.ticket_id)
+from ticket_keys k
+left join tickets t on t.source = k.source and t.ticket_id = k.ticket_id
+left join evented x on x.source = k.source and x.ticket_id = k.ticket_id
+left join statuses s on s.source = k.source and s.ticket_id = k.ticket_id
