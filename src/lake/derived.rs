@@ -32,8 +32,6 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -357,11 +355,7 @@ async fn compute(
     };
     // dictionaries only for `source` and `status`: the other columns hold about one value
     // per ticket (see `write::properties`)
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(super::write::ROW_GROUP_ROWS))
-        .set_data_page_row_count_limit(super::write::PAGE_ROWS)
-        .set_dictionary_enabled(false);
+    let mut props = super::write::layout()?.set_dictionary_enabled(false);
     for few in ["source", "status"] {
         props = props.set_column_dictionary_enabled(ColumnPath::from(few), true);
     }

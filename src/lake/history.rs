@@ -95,8 +95,8 @@ fn timestamps<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b TimestampMic
     Ok(column(batch, name)?.as_primitive::<TimestampMicrosecondType>())
 }
 
-/// A ticket's own times, as the view's last three columns give them, and the partition
-/// of `tickets` it was read from.
+/// A ticket's own times, as the view's `created_at`, `resolved_at` and `settled_at`
+/// give them, and the partition of `tickets` it was read from.
 #[derive(Debug, Clone, Copy)]
 struct Times {
     part: u32,

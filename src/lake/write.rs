@@ -20,7 +20,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,15 @@ pub const PAGE_ROWS: usize = 4096;
 /// Rows per Parquet row group: small enough for row-group pruning within a month.
 pub(super) const ROW_GROUP_ROWS: usize = 64 * 1024;
 
+/// The layout of every Parquet object the lake writes: zstd, row groups of
+/// [`ROW_GROUP_ROWS`] at most, pages of [`PAGE_ROWS`].
+pub(super) fn layout() -> Result<WriterPropertiesBuilder> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS))
+}
+
 /// How a partition of `table` is encoded: zstd, row groups of [`ROW_GROUP_ROWS`], pages
 /// of [`PAGE_ROWS`], and a dictionary for every column but the table's key and its
 /// instants. Those hold about one value per row, so a dictionary saves nothing, and a
@@ -55,10 +64,7 @@ pub(super) const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// KPI of one month that kept 463,000 rows of `tickets` in 146 row groups, on their page
 /// index, read 129 MB, mostly the dictionaries of its five instants and `ticket_id`.
 pub(super) fn properties(table: Table) -> Result<WriterProperties> {
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_data_page_row_count_limit(PAGE_ROWS);
+    let mut props = layout()?;
     for c in table.columns() {
         if c.name == table.key_column() || c.data_type == crate::model::ColumnType::Timestamp {
             props = props.set_column_dictionary_enabled(ColumnPath::from(c.name), false);
