@@ -380,7 +380,9 @@ pub fn describe() -> String {
          (null while its fields leave it possibly open, else the latest of its times)\n\
          (stored in the lake when it is written, under _derived/, by month of creation, then resolution)\n\
          functions: business_seconds(org, from, to), business_micros(org, from, to),
-         pending_business_micros(org, starts, ends, from, to) (the business time of a list of intervals within [from, to)), local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q)\n",
+         pending_business_micros(org, starts, ends, from, to) (the business time of a list of intervals within [from, to)), local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q),
+         open_by_age(created_day, from_day, to_day, first_day, end_day, bound, …) (the open spans covering each day of
+         [first_day, end_day), in all and by age bucket: a list of {day, open_tickets, by_age})\n",
     );
     out
 }

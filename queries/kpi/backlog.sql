@@ -8,8 +8,12 @@
 -- 31–90 and over 90 days.
 -- Grain: one row per local day. Parameters: $start, $end.
 -- Output: day, open_tickets, age_0_7, age_8_30, age_31_90, age_over_90 (counts; lower is better).
--- Method: each open span is a range of days [from_day, to_day); it adds +1 on its first
--- day and −1 on the day it ends, and a running sum gives the count of every day. The
+-- Method: each open span is a range of local days [from_day, to_day) of a ticket created
+-- on created_day; open_by_age(created_day, from_day, to_day, first day, end day, 8, 31,
+-- 91) counts, for each day of the period, the spans that cover it, in all and by age
+-- (buckets [0, 8), [8, 31), [31, 91), [91, ∞) days; a day before the ticket's creation
+-- has no age and is not counted): each span adds +1 on its first day and −1 on the day
+-- it ends, and a running sum gives the count of every day (`ticketlake schema`). The
 -- view ticket_history (stored in the lake) has a row per ticket, with the open intervals
 -- of its status history and its own status and times: neither the events nor `tickets`
 -- are read.
@@ -48,73 +52,21 @@ spans as (
     select created_at, unnest(span_from) as from_at, unnest(span_to) as to_at
     from history
 ),
-span_ends as (
-    -- as ranges of local days [from, to) (2000000000: open-ended); an interval that
-    -- starts after the period's end is left out, one that ends after it is cut by it
-    -- either way
-    select
-        local_day(created_at) as created_day,
-        local_day(from_at) as from_day,
-        coalesce(local_day(to_at), 2000000000) as to_day
+days as (
+    -- an interval that starts after the period's end is left out (to_day null:
+    -- open-ended)
+    select unnest(open_by_age(
+        local_day(created_at), local_day(from_at), local_day(to_at),
+        local_day($start), local_day($end), 8, 31, 91)) as d
     from spans
     where from_at < $end
-),
--- per open span, the part of it spent in each age bucket (days since creation 0–7,
--- 8–30, 31–90, over 90): bucket b covers [created_day + lo_b, created_day + hi_b)
-bucket_spans as (
-    select
-        unnest(make_array(1, 2, 3, 4)) as bucket,
-        unnest(make_array(
-            greatest(o.from_day, o.created_day),
-            greatest(o.from_day, o.created_day + 8),
-            greatest(o.from_day, o.created_day + 31),
-            greatest(o.from_day, o.created_day + 91))) as s,
-        unnest(make_array(
-            least(o.to_day, o.created_day + 8),
-            least(o.to_day, o.created_day + 31),
-            least(o.to_day, o.created_day + 91),
-            o.to_day)) as e
-    from span_ends o
-    -- a span over before the period adds +1 and −1 before it: nothing
-    where o.to_day > local_day($start) and o.from_day < local_day($end)
-),
-per_day as (
-    -- +1 on a span's first day, −1 on the day after its last; days before the period are
-    -- gathered on the day before it, the baseline of the running sum
-    select bucket, greatest(day, local_day($start) - 1) as day, sum(delta) as n
-    from (
-        select bucket, unnest(make_array(s, e)) as day, unnest(make_array(1, -1)) as delta
-        from bucket_spans
-        where s < e
-    ) d
-    where day < local_day($end)
-    group by bucket, greatest(day, local_day($start) - 1)
-),
-buckets as (
-    select * from (values (1), (2), (3), (4)) as b(bucket)
-),
-days as (
-    select unnest(range(local_day($start) - 1, local_day($end))) as day
-),
-counts as (
-    select
-        g.day,
-        b.bucket,
-        sum(coalesce(p.n, 0)) over (
-            partition by b.bucket order by g.day rows between unbounded preceding and current row
-        ) as open_count
-    from days g
-    cross join buckets b
-    left join per_day p on p.bucket = b.bucket and p.day = g.day
 )
 select
-    arrow_cast(arrow_cast(day, 'Int32'), 'Date32') as day,
-    sum(open_count) as open_tickets,
-    sum(case when bucket = 1 then open_count end) as age_0_7,
-    sum(case when bucket = 2 then open_count end) as age_8_30,
-    sum(case when bucket = 3 then open_count end) as age_31_90,
-    sum(case when bucket = 4 then open_count end) as age_over_90
-from counts
-where day >= local_day($start)
-group by day
+    d['day'] as day,
+    d['open_tickets'] as open_tickets,
+    d['by_age'][1] as age_0_7,
+    d['by_age'][2] as age_8_30,
+    d['by_age'][3] as age_31_90,
+    d['by_age'][4] as age_over_90
+from days
 order by day

@@ -35,7 +35,7 @@ use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use url::Url;
 
-use super::{quantile, udf};
+use super::{open_days, quantile, udf};
 use crate::lake::{ENGINE_URL, Lake};
 
 /// The scheduler's port when `df://host` names none (Ballista's default).
@@ -253,15 +253,29 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> bool {
 /// has the alias `quantile_cont`, which a name alone would find first.
 const QUANTILE: &[u8] = b"ticketlake.quantile_cont";
 
+/// What marks ticketlake's `open_by_age` in a plan.
+const OPEN_BY_AGE: &[u8] = b"ticketlake.open_by_age";
+
 fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> bool {
-    let ours = node
-        .inner()
-        .downcast_ref::<quantile::QuantileCont>()
-        .is_some();
-    if ours {
-        buf.extend_from_slice(QUANTILE);
+    let inner = node.inner();
+    let marker = if inner.downcast_ref::<quantile::QuantileCont>().is_some() {
+        QUANTILE
+    } else if inner.downcast_ref::<open_days::OpenByAge>().is_some() {
+        OPEN_BY_AGE
+    } else {
+        return false;
+    };
+    buf.extend_from_slice(marker);
+    true
+}
+
+/// Ticketlake's aggregate marked by `buf`, if it is one.
+fn decode_udaf(buf: &[u8]) -> Option<AggregateUDF> {
+    match buf {
+        QUANTILE => Some(quantile::QuantileCont::udaf()),
+        OPEN_BY_AGE => Some(open_days::OpenByAge::udaf()),
+        _ => None,
     }
-    ours
 }
 
 /// The function methods both codecs share: ticketlake's functions by their definition,
@@ -295,10 +309,9 @@ macro_rules! function_codec {
             name: &str,
             buf: &[u8],
         ) -> datafusion::error::Result<Arc<AggregateUDF>> {
-            if buf == QUANTILE {
-                Ok(Arc::new(quantile::QuantileCont::udaf()))
-            } else {
-                self.inner.try_decode_udaf(name, buf)
+            match decode_udaf(buf) {
+                Some(f) => Ok(Arc::new(f)),
+                None => self.inner.try_decode_udaf(name, buf),
             }
         }
         fn try_encode_udaf(
@@ -552,6 +565,16 @@ mod tests {
         assert!(
             back.inner()
                 .downcast_ref::<quantile::QuantileCont>()
+                .is_some()
+        );
+        let mut buf = Vec::new();
+        codec
+            .try_encode_udaf(&open_days::OpenByAge::udaf(), &mut buf)
+            .unwrap();
+        let back = codec.try_decode_udaf("open_by_age", &buf).unwrap();
+        assert!(
+            back.inner()
+                .downcast_ref::<open_days::OpenByAge>()
                 .is_some()
         );
         // a built-in function keeps Ballista's encoding (none: found by name)

@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod cluster;
 pub mod localtime;
+pub mod open_days;
 pub mod quantile;
 pub mod query;
 pub mod udf;
@@ -78,6 +79,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
         ctx.register_udf(f);
     }
     ctx.register_udaf(quantile::QuantileCont::udaf());
+    ctx.register_udaf(open_days::OpenByAge::udaf());
     register_reference_tables(&ctx, config)?;
     for (name, sql) in queries::views()? {
         register_view(&ctx, &name, &sql)
