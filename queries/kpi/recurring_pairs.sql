@@ -11,32 +11,34 @@ with incidents as (
     where t.kind = 'incident' and t.created_at >= $start - interval '30 days' and t.created_at < $end
 ),
 instants as (
-    select distinct org, service, category, subcategory, created_at from incidents
+    -- the incidents of a group at one instant, counted once: all of them recur, or none
+    select org, service, category, subcategory, created_at, count(*) as n
+    from incidents
+    group by org, service, category, subcategory, created_at
 ),
 previous as (
-    select org, service, category, subcategory, created_at,
+    select service, category, created_at, n,
         lag(created_at) over (partition by org, service, category, subcategory order by created_at) as previous_at
     from instants
 ),
 flagged as (
+    -- instants in µs: the previous one at most 30 days of 24 h before (an interval
+    -- subtracted row by row costs five times more)
     select
-        i.service,
-        i.category,
-        case when p.previous_at >= i.created_at - interval '30 days' then 1 else 0 end as recurring
-    from incidents i
-    join previous p
-        on p.org = i.org and p.service = i.service
-        and (p.category is not distinct from i.category)
-        and (p.subcategory is not distinct from i.subcategory)
-        and p.created_at = i.created_at
-    where i.created_at >= $start
+        service,
+        category,
+        n,
+        case when arrow_cast(created_at, 'Int64') - arrow_cast(previous_at, 'Int64')
+            <= 30 * 86400000000 then n else 0 end as recurring
+    from previous
+    where created_at >= $start
 )
 select
     service,
     category,
-    count(*) as incidents,
+    sum(n) as incidents,
     sum(recurring) as recurring,
-    sum(recurring) * 1.0 / count(*) as recurring_rate
+    sum(recurring) * 1.0 / sum(n) as recurring_rate
 from flagged
 group by service, category
 order by recurring desc, incidents desc, service, category nulls first

@@ -754,3 +754,69 @@ async fn the_report_kpis_on_the_hand_built_lake() {
     assert_close(num(&hc("s-nohistory"), "history_rate"), 0.0, "no history");
     assert_eq!(num(&hc("s-school"), "with_history"), 7.0);
 }
+
+#[tokio::test]
+async fn incidents_at_the_same_instant_recur_together_or_not_at_all() {
+    // May 2026 (summer time throughout, so 30 days are 30 × 24 h of local time too).
+    // - A1 on 20 April, then A2 and A3 at the same instant on 12 May: both recur (22 days);
+    // - B1 and B2 at the same instant on 5 May, nothing earlier: neither recurs (neither
+    //   is strictly earlier than the other);
+    // - D1 on 5 April 10:00, D2 on 5 May 10:00: exactly 30 days, recurs;
+    // - E1 on 5 April 10:00, E2 on 5 May 10:01: 30 days and a minute, does not.
+    // May: 6 incidents (A2 A3 B1 B2 D2 E2), 3 recurring (A2 A3 D2).
+    let a = |id, at| TicketFields {
+        subcategory: Some("quota"),
+        ..ticket(id, at)
+    };
+    let b = |id, at| TicketFields {
+        subcategory: Some("envoi"),
+        ..ticket(id, at)
+    };
+    let d = |id, at| TicketFields {
+        subcategory: None,
+        ..ticket(id, at)
+    };
+    let e = |id, at| TicketFields {
+        service: "Logiciels",
+        category: None,
+        subcategory: None,
+        ..ticket(id, at)
+    };
+    let tickets = vec![
+        a("A1", "2026-04-20 10:00"),
+        a("A2", "2026-05-12 10:00"),
+        a("A3", "2026-05-12 10:00"),
+        b("B1", "2026-05-05 09:00"),
+        b("B2", "2026-05-05 09:00"),
+        d("D1", "2026-04-05 10:00"),
+        d("D2", "2026-05-05 10:00"),
+        e("E1", "2026-04-05 10:00"),
+        e("E2", "2026-05-05 10:01"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(
+        dir.path(),
+        &[SourceData {
+            id: "s-one",
+            tickets,
+            events: Vec::new(),
+        }],
+    )
+    .await;
+    let k = kpis(&lake, "2026-05", "2026-05").await;
+    let ri = row(&k, "recurring_incidents", &[("month", json!("2026-05"))]);
+    assert_eq!(num(ri, "incidents"), 6.0);
+    assert_eq!(num(ri, "recurring"), 3.0);
+    assert_close(num(ri, "recurring_rate"), 0.5, "3 of 6");
+    // by service and category: Messagerie/boîte has A2 A3 B1 B2 D2 (A2 A3 D2 recur),
+    // Logiciels without category E2
+    let rp = k["recurring_pairs"].as_array().unwrap();
+    assert_eq!(rp.len(), 2);
+    assert_eq!(rp[0]["service"], json!("Messagerie"));
+    assert_eq!(num(&rp[0], "incidents"), 5.0);
+    assert_eq!(num(&rp[0], "recurring"), 3.0);
+    assert_eq!(rp[1]["service"], json!("Logiciels"));
+    assert_eq!(rp[1]["category"], json!(null));
+    assert_eq!(num(&rp[1], "incidents"), 1.0);
+    assert_eq!(num(&rp[1], "recurring"), 0.0);
+}
