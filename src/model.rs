@@ -374,9 +374,10 @@ pub fn describe() -> String {
          views: status_intervals(source, ticket_id, event_id, from_at, next_at, from_value, status): the status history as intervals;\n\
          pending_periods(source, ticket_id, event_id, from_at, to_at): the periods spent pending;\n\
          ticket_history(source, ticket_id, first_status_at, first_resolved_at, reopened, open_from, open_to, pending_event_id,\n\
-         pending_from, pending_to, created_at, resolved_at, settled_at, transferred, first_event_at, status, closed_at, updated_at):\n\
+         pending_from, pending_to, created_at, resolved_at, settled_at, transferred, first_event_at, status, closed_at, updated_at,\n\
+         org, desk, priority, assigned_at):\n\
          per ticket of tickets, and per ticket only events name (the status columns null when it has no status event), with\n\
-         whether it has a transfer event and its first event of any kind, the ticket's own status and times, and settled_at\n\
+         whether it has a transfer event and its first event of any kind, the ticket's own status, times, org, desk and priority, and settled_at\n\
          (null while its fields leave it possibly open, else the latest of its times)\n\
          (stored in the lake when it is written, under _derived/, by month of creation, then resolution)\n\
          functions: business_seconds(org, from, to), business_micros(org, from, to),

@@ -8,40 +8,36 @@
 -- Grain: one row per desk, priority. Parameters: $start (unused), $end.
 -- Output: desk, priority, open_tickets, unowned, past_tto, past_ttr (counts; lower is
 -- better).
+-- Read from the ticket's row of ticket_history, which carries the ticket's own status,
+-- times, org, desk and priority beside its pending periods (no join on the key).
 with finished as (
     select
-        t.source, t.ticket_id, t.org, t.desk, t.priority, t.created_at, t.assigned_at,
+        h.org, h.desk, h.priority, h.created_at, h.assigned_at, h.pending_from, h.pending_to,
         coalesce(
-            t.resolved_at,
-            t.closed_at,
-            case when t.status = 'canceled' then coalesce(t.updated_at, t.created_at) end
+            h.resolved_at,
+            h.closed_at,
+            case when h.status = 'canceled' then coalesce(h.updated_at, h.created_at) end
         ) as done_at
-    from tickets t
-    where t.created_at < $end
+    from ticket_history h
+    where h.created_at < $end
         -- done_at is resolved_at when there is one: a ticket resolved before the end is
         -- not open at the end (the same rows; the pages of such tickets, stored in
         -- resolved_at order, are skipped)
-        and (t.resolved_at is null or t.resolved_at >= $end)
-),
-open_at_end as (
-    select f.source, f.ticket_id, f.org, f.desk, f.priority, f.created_at, f.assigned_at
-    from finished f
-    where f.done_at is null or f.done_at >= $end
+        and (h.resolved_at is null or h.resolved_at >= $end)
+        -- a ticket open at the end has no settled_at, or one at or after the end
+        -- (done_at is one of the times settled_at is the latest of): the same rows, and
+        -- the pages of tickets settled before the end are skipped
+        and (h.settled_at is null or h.settled_at >= $end)
 ),
 aged as (
     select
-        o.org, o.desk, o.priority, o.created_at,
-        case when o.assigned_at < $end then o.assigned_at end as assigned_at,
+        f.org, f.desk, f.priority, f.created_at,
+        case when f.assigned_at < $end then f.assigned_at end as assigned_at,
         -- pending periods (view pending_periods) clipped to [created_at, $end)
-        coalesce(pending_business_micros(o.org, h.pending_from, h.pending_to,
-            o.created_at, $end), 0) as pending_us
-    from open_at_end o
-    left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
-        -- a ticket open at the end was created before it and has no settled_at, or one
-        -- at or after the end (done_at is one of the times settled_at is the latest of):
-        -- the same rows, and the row groups of tickets settled before the end, or
-        -- created after it, are skipped
-        and (h.settled_at is null or h.settled_at >= $end) and h.created_at < $end
+        coalesce(pending_business_micros(f.org, f.pending_from, f.pending_to,
+            f.created_at, $end), 0) as pending_us
+    from finished f
+    where f.done_at is null or f.done_at >= $end
 ),
 measured as (
     select

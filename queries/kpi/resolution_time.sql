@@ -9,23 +9,16 @@
 -- Medians and p90 are exact (quantile_cont: percentile_cont's linear interpolation without
 -- DataFusion's 1e-6 rounding of the weight); means are exact sums of microseconds divided
 -- by the count. Lower times are better.
-with resolved as (
-    select t.source, t.ticket_id, t.org, t.desk, t.priority, t.created_at, t.resolved_at
-    from tickets t
-    where t.status in ('resolved', 'closed') and t.resolved_at >= $start and t.resolved_at < $end
-),
-per_ticket as (
+with per_ticket as (
     -- the business time of the ticket's pending periods (view pending_periods), each
-    -- clipped to [created_at, resolved_at), summed on the ticket's row of ticket_history
+    -- clipped to [created_at, resolved_at), summed on the ticket's row of ticket_history,
+    -- which carries the ticket's own status, times, org, desk and priority
     select
-        r.org, r.desk, r.priority, r.created_at, r.resolved_at,
-        coalesce(pending_business_micros(r.org, h.pending_from, h.pending_to,
-            r.created_at, r.resolved_at), 0) as pending_us
-    from resolved r
-    left join ticket_history h on h.source = r.source and h.ticket_id = r.ticket_id
-        -- the same filter on the row's copy of resolved_at: the same rows, and the row
-        -- groups of other tickets are skipped
-        and h.resolved_at >= $start and h.resolved_at < $end
+        h.org, h.desk, h.priority, h.created_at, h.resolved_at,
+        coalesce(pending_business_micros(h.org, h.pending_from, h.pending_to,
+            h.created_at, h.resolved_at), 0) as pending_us
+    from ticket_history h
+    where h.status in ('resolved', 'closed') and h.resolved_at >= $start and h.resolved_at < $end
 ),
 times as (
     select

@@ -9,21 +9,15 @@
 -- Output: month, resolved (count), median_bh, p90_bh (business hours; lower is better),
 -- sla_ttr_rate (share within the TTR target of the priority; higher is better), owned
 -- (count), tto_median_bh (business hours), sla_tto_rate (share within the TTO target).
-with resolved as (
-    select t.source, t.ticket_id, t.org, t.priority, t.created_at, t.resolved_at
-    from tickets t
-    where t.status in ('resolved', 'closed') and t.resolved_at >= $start and t.resolved_at < $end
-),
-resolved_pending as (
+-- Both sides read the ticket's row of ticket_history, which carries the ticket's own
+-- status, times, org and priority beside its pending periods (no join on the key).
+with resolved_pending as (
     select
-        r.org, r.priority, r.created_at, r.resolved_at,
-        coalesce(pending_business_micros(r.org, h.pending_from, h.pending_to,
-            r.created_at, r.resolved_at), 0) as pending_us
-    from resolved r
-    left join ticket_history h on h.source = r.source and h.ticket_id = r.ticket_id
-        -- the same filter on the row's copy of resolved_at: the same rows, and the row
-        -- groups of other tickets are skipped
-        and h.resolved_at >= $start and h.resolved_at < $end
+        h.org, h.priority, h.created_at, h.resolved_at,
+        coalesce(pending_business_micros(h.org, h.pending_from, h.pending_to,
+            h.created_at, h.resolved_at), 0) as pending_us
+    from ticket_history h
+    where h.status in ('resolved', 'closed') and h.resolved_at >= $start and h.resolved_at < $end
 ),
 ttr as (
     select
@@ -43,21 +37,13 @@ ttr_month as (
     from ttr
     group by month
 ),
-owned as (
-    select t.source, t.ticket_id, t.org, t.priority, t.created_at, t.assigned_at
-    from tickets t
-    where t.created_at >= $start and t.created_at < $end and t.assigned_at is not null
-),
 owned_pending as (
     select
-        o.org, o.priority, o.created_at, o.assigned_at,
-        coalesce(pending_business_micros(o.org, h.pending_from, h.pending_to,
-            o.created_at, o.assigned_at), 0) as pending_us
-    from owned o
-    left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
-        -- the same filter on the row's copy of created_at: the same rows, and the row
-        -- groups of other tickets are skipped
-        and h.created_at >= $start and h.created_at < $end
+        h.org, h.priority, h.created_at, h.assigned_at,
+        coalesce(pending_business_micros(h.org, h.pending_from, h.pending_to,
+            h.created_at, h.assigned_at), 0) as pending_us
+    from ticket_history h
+    where h.created_at >= $start and h.created_at < $end and h.assigned_at is not null
 ),
 tto as (
     select

@@ -6,23 +6,16 @@
 -- Output: month, desk, priority, owned (count), median_bh (exact), mean_bh (business
 -- hours; lower is better), sla_tto_rate (share within the TTO target of the priority;
 -- higher is better).
-with owned as (
-    select t.source, t.ticket_id, t.org, t.desk, t.priority, t.created_at, t.assigned_at
-    from tickets t
-    where t.created_at >= $start and t.created_at < $end and t.assigned_at is not null
-),
-per_ticket as (
+with per_ticket as (
     -- the business time of the ticket's pending periods (view pending_periods), each
-    -- clipped to [created_at, assigned_at), summed on the ticket's row of ticket_history
+    -- clipped to [created_at, assigned_at), summed on the ticket's row of ticket_history,
+    -- which carries the ticket's own times, org, desk and priority
     select
-        o.org, o.desk, o.priority, o.created_at, o.assigned_at,
-        coalesce(pending_business_micros(o.org, h.pending_from, h.pending_to,
-            o.created_at, o.assigned_at), 0) as pending_us
-    from owned o
-    left join ticket_history h on h.source = o.source and h.ticket_id = o.ticket_id
-        -- the same filter on the row's copy of created_at: the same rows, and the row
-        -- groups of other tickets are skipped
-        and h.created_at >= $start and h.created_at < $end
+        h.org, h.desk, h.priority, h.created_at, h.assigned_at,
+        coalesce(pending_business_micros(h.org, h.pending_from, h.pending_to,
+            h.created_at, h.assigned_at), 0) as pending_us
+    from ticket_history h
+    where h.created_at >= $start and h.created_at < $end and h.assigned_at is not null
 ),
 times as (
     select

@@ -22,8 +22,9 @@
 -- settled_at, so a filter on any of the three skips row groups and pages.
 -- transferred: it has a `transfer` event (at any time); first_event_at: its first event
 -- of any kind (null: it has none).
--- status, closed_at, updated_at: the ticket's own (as in `tickets`), so that the backlog
--- reads this view alone.
+-- status, closed_at, updated_at, org, desk, priority, assigned_at: the ticket's own (as
+-- in `tickets`), so that the backlog and the KPIs of resolution and ownership times read
+-- this view alone, with no join of `tickets` on its key.
 with evented as (
     select
         e.source,
@@ -101,7 +102,11 @@ select
     x.first_event_at,
     t.status,
     t.closed_at,
-    t.updated_at
+    t.updated_at,
+    t.org,
+    t.desk,
+    t.priority,
+    t.assigned_at
 from ticket_keys k
 left join tickets t on t.source = k.source and t.ticket_id = k.ticket_id
 left join evented x on x.source = k.source and x.ticket_id = k.ticket_id

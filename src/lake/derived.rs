@@ -353,10 +353,10 @@ async fn compute(
     } else {
         df.execute_stream().await?.boxed()
     };
-    // dictionaries only for `source` and `status`: the other columns hold about one value
+    // dictionaries only for the columns of a few values: the others hold about one value
     // per ticket (see `write::properties`)
     let mut props = super::write::layout()?.set_dictionary_enabled(false);
-    for few in ["source", "status"] {
+    for few in ["source", "status", "org", "desk", "priority"] {
         props = props.set_column_dictionary_enabled(ColumnPath::from(few), true);
     }
     // written as it is encoded (a multipart upload, or a file staged beside the target

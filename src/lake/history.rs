@@ -36,17 +36,29 @@ use crate::model::Table;
 const FINISHED: [&str; 3] = ["resolved", "closed", "canceled"];
 
 /// The columns of `tickets` read.
-const TICKET_COLUMNS: [&str; 6] = [
+const TICKET_COLUMNS: [&str; 10] = [
     "ticket_id",
     "status",
     "created_at",
     "resolved_at",
     "closed_at",
     "updated_at",
+    "org",
+    "desk",
+    "priority",
+    "assigned_at",
 ];
 
-/// The columns of `tickets` the rows carry as they are.
-const COPIED: [&str; 3] = ["status", "closed_at", "updated_at"];
+/// The columns of `tickets` the rows carry as they are, in the view's order (its last).
+const COPIED: [&str; 7] = [
+    "status",
+    "closed_at",
+    "updated_at",
+    "org",
+    "desk",
+    "priority",
+    "assigned_at",
+];
 
 /// The columns of `events` read.
 const COLUMNS: [&str; 6] = [
