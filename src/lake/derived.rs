@@ -349,9 +349,15 @@ async fn compute(
     let mut stream = if native {
         // the same rows, computed natively (`history`): the view only gives the schema
         let batches = super::history::compute(lake, source, objects, schema.clone()).await?;
-        futures::stream::iter(batches.into_iter().map(Ok)).boxed()
+        let schema = schema.clone();
+        futures::stream::iter(batches)
+            .map(move |b| super::history::conform(&b, &schema))
+            .boxed()
     } else {
-        df.execute_stream().await?.boxed()
+        df.execute_stream()
+            .await?
+            .map(|b| b.map_err(anyhow::Error::from))
+            .boxed()
     };
     // dictionaries only for the columns of a few values: the others hold about one value
     // per ticket (see `write::properties`)

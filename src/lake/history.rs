@@ -172,7 +172,7 @@ impl Tickets {
             out.ids
                 .push(column(&b, "ticket_id")?.as_string::<i32>().clone());
             for (name, arrays) in COPIED.iter().zip(&mut out.copied) {
-                arrays.push(column(&b, name)?.clone());
+                arrays.push(compact(column(&b, name)?)?);
             }
             Ok(())
         })
@@ -204,6 +204,38 @@ impl Tickets {
         }
         Ok(out)
     }
+}
+
+/// A copied column as it is kept until the rows are built: a text column (`status`,
+/// `org`, `desk`: a few values each) as a dictionary, which holds four bytes a ticket
+/// rather than the text; it goes back to text a row group at a time ([`conform`]).
+fn compact(a: &ArrayRef) -> Result<ArrayRef> {
+    Ok(match a.data_type() {
+        DataType::Utf8 => arrow::compute::cast(a, &text_dictionary())?,
+        _ => a.clone(),
+    })
+}
+
+fn text_dictionary() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// A batch of [`compute`] with the view's `schema`: its text columns kept as
+/// dictionaries are cast back to text.
+pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// A string that may be null.
@@ -294,8 +326,9 @@ impl Lists {
     }
 }
 
-/// The `ticket_history` rows of `source`, with `schema` (the view's), from the source's
-/// `events` and `tickets` objects, one batch per row group to store.
+/// The `ticket_history` rows of `source`, with `schema` (the view's, but for text columns
+/// held as dictionaries: [`conform`] gives each batch the view's schema), from the
+/// source's `events` and `tickets` objects, one batch per row group to store.
 ///
 /// The rows go by the `tickets` partition of their ticket (its month of creation; a
 /// ticket only events name goes last), and a row group never spans two partitions, so a
@@ -577,8 +610,22 @@ pub async fn compute(
         ts("first_event_at", first_event)?,
     ];
     columns.extend(copied);
+    // the view's schema, but for the text columns kept as dictionaries (see [`compact`])
+    let held = Arc::new(arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(f, c)| match (f.data_type(), c.data_type()) {
+                (DataType::Utf8, DataType::Dictionary(..)) => {
+                    Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone()))
+                }
+                _ => f.clone(),
+            })
+            .collect::<Vec<_>>(),
+    ));
     let all =
-        RecordBatch::try_new(schema, columns).context("ticket_history: the columns of the view")?;
+        RecordBatch::try_new(held, columns).context("ticket_history: the columns of the view")?;
     // in slices the size of a row group, at most: one or more per partition
     let mut slices = Vec::new();
     let mut from = 0;
