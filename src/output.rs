@@ -87,16 +87,37 @@ pub fn json(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
     Ok(())
 }
 
-/// A Parquet file (zstd).
+/// A Parquet file (zstd). Text columns are written as plain strings (`Utf8`), whatever
+/// the engine held them as, so that any Parquet reader takes them.
 pub fn parquet(path: &std::path::Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    use arrow::datatypes::{DataType, Schema};
     let file = std::fs::File::create(path)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    let plain = std::sync::Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8View => {
+                    std::sync::Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8))
+                }
+                _ => f.clone(),
+            })
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ));
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, plain.clone(), Some(props))?;
     for b in batches {
-        w.write(b)?;
+        let columns = b
+            .columns()
+            .iter()
+            .zip(plain.fields())
+            .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        w.write(&RecordBatch::try_new(plain.clone(), columns)?)?;
     }
     w.close()?;
     Ok(())

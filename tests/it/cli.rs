@@ -136,6 +136,16 @@ fn fixtures_then_kpi_json_is_the_same_twice() {
             .num_rows(),
         10
     );
+    // text columns come out as plain strings, whatever the engine held them as
+    let file = std::fs::File::open(&pq).unwrap();
+    let schema = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .schema()
+        .clone();
+    assert_eq!(
+        schema.field_with_name("ticket_id").unwrap().data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
 }
 
 #[test]

@@ -199,7 +199,8 @@ async fn strings(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<St
     batches
         .iter()
         .flat_map(|b| {
-            let c = arrow::array::AsArray::as_string::<i32>(b.column(0)).clone();
+            let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+            let c = arrow::array::AsArray::as_string::<i32>(&c).clone();
             (0..arrow::array::Array::len(&c)).map(move |i| c.value(i).to_string())
         })
         .collect()
