@@ -35,19 +35,8 @@ use crate::model::Table;
 /// Statuses after which a ticket is no longer open.
 const FINISHED: [&str; 3] = ["resolved", "closed", "canceled"];
 
-/// The columns of `tickets` read.
-const TICKET_COLUMNS: [&str; 10] = [
-    "ticket_id",
-    "status",
-    "created_at",
-    "resolved_at",
-    "closed_at",
-    "updated_at",
-    "org",
-    "desk",
-    "priority",
-    "assigned_at",
-];
+/// The columns of `tickets` read besides those copied ([`COPIED`]).
+const TICKET_KEYS_AND_TIMES: [&str; 3] = ["ticket_id", "created_at", "resolved_at"];
 
 /// The columns of `tickets` the rows carry as they are, in the view's order (its last).
 const COPIED: [&str; 7] = [
@@ -134,7 +123,12 @@ impl Tickets {
             copied: Default::default(),
             times: Vec::new(),
         };
-        each_batch(lake, objects, &TICKET_COLUMNS, |part, b| {
+        let columns: Vec<&str> = TICKET_KEYS_AND_TIMES
+            .iter()
+            .chain(&COPIED)
+            .copied()
+            .collect();
+        each_batch(lake, objects, &columns, |part, b| {
             let status = column(&b, "status")?.as_string::<i32>();
             let (created, resolved, closed, updated) = (
                 timestamps(&b, "created_at")?,
