@@ -388,6 +388,40 @@ pub fn describe() -> String {
     out
 }
 
+/// `schema` with every column of type `from` given type `to` (the engine reads text as
+/// `Utf8View`; files written for users hold plain `Utf8`).
+pub fn retyped(schema: &Schema, from: &DataType, to: &DataType) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() == from {
+                true => Arc::new(f.as_ref().clone().with_data_type(to.clone())),
+                false => f.clone(),
+            })
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+/// The columns of `batch` cast to the types of `schema` (those already of that type are
+/// kept as they are).
+pub fn cast_to(
+    batch: &arrow::array::RecordBatch,
+    schema: &SchemaRef,
+) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| match c.data_type() == f.data_type() {
+            true => Ok(c.clone()),
+            false => arrow::compute::cast(c, f.data_type()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    arrow::array::RecordBatch::try_new(schema.clone(), columns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

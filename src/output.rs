@@ -90,34 +90,16 @@ pub fn json(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
 /// A Parquet file (zstd). Text columns are written as plain strings (`Utf8`), whatever
 /// the engine held them as, so that any Parquet reader takes them.
 pub fn parquet(path: &std::path::Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    use arrow::datatypes::{DataType, Schema};
     let file = std::fs::File::create(path)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .build();
-    let plain = std::sync::Arc::new(Schema::new_with_metadata(
-        schema
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8View => {
-                    std::sync::Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8))
-                }
-                _ => f.clone(),
-            })
-            .collect::<Vec<_>>(),
-        schema.metadata().clone(),
-    ));
+    use arrow::datatypes::DataType;
+    let plain = crate::model::retyped(schema, &DataType::Utf8View, &DataType::Utf8);
     let mut w = parquet::arrow::ArrowWriter::try_new(file, plain.clone(), Some(props))?;
     for b in batches {
-        let columns = b
-            .columns()
-            .iter()
-            .zip(plain.fields())
-            .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-            .collect::<Result<Vec<_>, _>>()?;
-        w.write(&RecordBatch::try_new(plain.clone(), columns)?)?;
+        w.write(&crate::model::cast_to(b, &plain)?)?;
     }
     w.close()?;
     Ok(())

@@ -103,16 +103,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
 /// (`recurring_incidents` over 13 months from 5.7 to 4.3), with the same rows; the lake's
 /// objects keep plain strings.
 fn read_schema(schema: &arrow::datatypes::SchemaRef) -> arrow::datatypes::SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
-                _ => f.clone(),
-            })
-            .collect::<Vec<_>>(),
-    ))
+    crate::model::retyped(schema, &DataType::Utf8, &DataType::Utf8View)
 }
 
 /// The SQL of a stored view (`lake::derived`): its rows stored in the lake for the

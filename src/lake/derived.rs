@@ -351,7 +351,7 @@ async fn compute(
         let batches = super::history::compute(lake, source, objects, schema.clone()).await?;
         let schema = schema.clone();
         futures::stream::iter(batches)
-            .map(move |b| super::history::conform(&b, &schema))
+            .map(move |b| Ok(crate::model::cast_to(&b, &schema)?))
             .boxed()
     } else {
         df.execute_stream()

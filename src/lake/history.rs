@@ -202,7 +202,7 @@ impl Tickets {
 
 /// A copied column as it is kept until the rows are built: a text column (`status`,
 /// `org`, `desk`: a few values each) as a dictionary, which holds four bytes a ticket
-/// rather than the text; it goes back to text a row group at a time ([`conform`]).
+/// rather than the text; it goes back to text a row group at a time (`model::cast_to`).
 fn compact(a: &ArrayRef) -> Result<ArrayRef> {
     Ok(match a.data_type() {
         DataType::Utf8 => arrow::compute::cast(a, &text_dictionary())?,
@@ -212,24 +212,6 @@ fn compact(a: &ArrayRef) -> Result<ArrayRef> {
 
 fn text_dictionary() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
-
-/// A batch of [`compute`] with the view's `schema`: its text columns kept as
-/// dictionaries are cast back to text.
-pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c.clone())
-            } else {
-                arrow::compute::cast(c, f.data_type())
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// A string that may be null.
@@ -321,7 +303,7 @@ impl Lists {
 }
 
 /// The `ticket_history` rows of `source`, with `schema` (the view's, but for text columns
-/// held as dictionaries: [`conform`] gives each batch the view's schema), from the
+/// held as dictionaries: `model::cast_to` gives each batch the view's schema), from the
 /// source's `events` and `tickets` objects, one batch per row group to store.
 ///
 /// The rows go by the `tickets` partition of their ticket (its month of creation; a
@@ -610,12 +592,7 @@ pub async fn compute(
             .fields()
             .iter()
             .zip(&columns)
-            .map(|(f, c)| match (f.data_type(), c.data_type()) {
-                (DataType::Utf8, DataType::Dictionary(..)) => {
-                    Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone()))
-                }
-                _ => f.clone(),
-            })
+            .map(|(f, c)| Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone())))
             .collect::<Vec<_>>(),
     ));
     let all =
