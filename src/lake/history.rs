@@ -205,13 +205,12 @@ impl Tickets {
 /// rather than the text; it goes back to text a row group at a time (`model::cast_to`).
 fn compact(a: &ArrayRef) -> Result<ArrayRef> {
     Ok(match a.data_type() {
-        DataType::Utf8 => arrow::compute::cast(a, &text_dictionary())?,
+        DataType::Utf8 => arrow::compute::cast(
+            a,
+            &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        )?,
         _ => a.clone(),
     })
-}
-
-fn text_dictionary() -> DataType {
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
 /// A string that may be null.
@@ -592,7 +591,12 @@ pub async fn compute(
             .fields()
             .iter()
             .zip(&columns)
-            .map(|(f, c)| Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone())))
+            .map(|(f, c)| match (f.data_type(), c.data_type()) {
+                (DataType::Utf8, DataType::Dictionary(..)) => {
+                    Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone()))
+                }
+                _ => f.clone(),
+            })
             .collect::<Vec<_>>(),
     ));
     let all =
