@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Lake;
 use super::validate::{self, Rejected};
-use crate::engine::localtime::LocalDays;
+use crate::engine::localtime::{LocalDays, Month};
 use crate::model::Table;
 
 /// Gives the memory the C allocator holds free back to the system, after each partition
@@ -241,30 +241,41 @@ impl LakeWriter {
             let w = self.watermarks.get_mut(source).unwrap();
             *w = (*w).max(newest);
         }
-        let mut by_month: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        let mut last: Option<(i32, String)> = None;
+        // rows by local month; an instant in the last row's month (its UTC bounds kept)
+        // is placed without looking its day up
+        let mut by_month: BTreeMap<Month, Vec<u32>> = BTreeMap::new();
+        let mut last: Option<(i64, i64, Month)> = None;
         for i in 0..good.num_rows() {
-            let day = self.days.day_of(instants.value(i));
-            let month = match &last {
-                Some((d, m)) if *d == day => m.clone(),
+            let t = instants.value(i);
+            let month = match last {
+                Some((start, end, m)) if start <= t && t < end => m,
                 _ => {
-                    let m = self.days.month_of(instants.value(i));
-                    last = Some((day, m.clone()));
+                    let (year, month) = self.days.year_month_of(t);
+                    let m = Month { year, month };
+                    let start = self.days.midnight(m.first_day());
+                    let end = self.days.midnight(m.next().first_day());
+                    last = Some((start, end, m));
                     m
                 }
             };
             by_month.entry(month).or_default().push(i as u32);
         }
         for (month, rows) in by_month {
-            let idx = arrow::array::UInt32Array::from(rows);
-            let columns = good
-                .columns()
-                .iter()
-                .map(|c| take(c, &idx, None))
-                .collect::<Result<Vec<_>, _>>()?;
-            let part = RecordBatch::try_new(good.schema(), columns)?;
+            // a batch of one month (a month of generated tickets, most pulls) is staged
+            // as it is; the others are split
+            let part = if rows.len() == good.num_rows() {
+                good.clone()
+            } else {
+                let idx = arrow::array::UInt32Array::from(rows);
+                let columns = good
+                    .columns()
+                    .iter()
+                    .map(|c| take(c, &idx, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                RecordBatch::try_new(good.schema(), columns)?
+            };
             self.staged
-                .entry((table, source.to_string(), month))
+                .entry((table, source.to_string(), month.to_string()))
                 .or_default()
                 .push(part);
         }
@@ -677,13 +688,25 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
         .map(|(key, (b, r))| (resolution(b, r), instants[b].value(r), key, (b, r)))
         .collect();
     order.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    let indices: Vec<(usize, usize)> = order.into_iter().map(|(.., i)| i).collect();
-    let columns = (0..schema.fields().len())
-        .map(|c| {
-            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
-            interleave(&arrays, &indices)
-        })
-        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    let columns = if let [batch] = batches {
+        // one batch (a new partition): its rows are taken in order, with no batch to pick
+        let rows: arrow::array::UInt32Array =
+            order.into_iter().map(|(.., (_, r))| r as u32).collect();
+        batch
+            .columns()
+            .iter()
+            .map(|c| take(c, &rows, None))
+            .collect::<Result<Vec<ArrayRef>, _>>()?
+    } else {
+        let indices: Vec<(usize, usize)> = order.into_iter().map(|(.., i)| i).collect();
+        (0..schema.fields().len())
+            .map(|c| {
+                let arrays: Vec<&dyn Array> =
+                    batches.iter().map(|b| b.column(c).as_ref()).collect();
+                interleave(&arrays, &indices)
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()?
+    };
     Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
 }
 
