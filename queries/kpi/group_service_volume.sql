@@ -16,6 +16,10 @@ forwarded_from as (
     select distinct g.origin
     from tickets g
     where g.desk = 'group' and g.origin is not null
+        -- a group ticket is forwarded from a school ticket after it was created: only
+        -- those created from the period's start are read (a day earlier, for clocks of
+        -- two desks' servers that differ)
+        and g.created_at >= $start - interval '1 day'
 ),
 paths as (
     select

@@ -101,16 +101,27 @@ pub async fn run(
         .into_iter()
         .filter(|n| names.is_empty() || names.iter().any(|x| x == n))
         .collect();
-    // side by side, as the report runs them: each query has serial phases (planning, a
-    // final aggregation or sort) that leave a core idle; the results keep registry order
+    side_by_side(ctx, days, chosen.into_iter().map(|n| (n, period))).await
+}
+
+/// Runs KPI queries, each over its period, [`CONCURRENT_KPIS`] at a time (as `kpi` and the
+/// report do); the results come in the order of `jobs`, and the first error in that order
+/// is returned. Each query has serial phases (planning, a final aggregation or sort) that
+/// leave a core idle. The next query starts as soon as either is done: taken in order,
+/// one long query held the next ones back while its neighbour's slot stood idle.
+pub async fn side_by_side<'a>(
+    ctx: &SessionContext,
+    days: &LocalDays,
+    jobs: impl IntoIterator<Item = (&'a str, Period)>,
+) -> Result<Vec<KpiResult>> {
     use futures::StreamExt;
-    futures::stream::iter(chosen)
-        .map(|name| run_one(ctx, days, name, period))
-        .buffered(CONCURRENT_KPIS)
+    let mut done = futures::stream::iter(jobs.into_iter().enumerate())
+        .map(|(i, (name, period))| async move { (i, run_one(ctx, days, name, period).await) })
+        .buffer_unordered(CONCURRENT_KPIS)
         .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+        .await;
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// How many KPI queries run at once. Two fill the cores as well as four (each query is

@@ -291,8 +291,9 @@ impl LakeWriter {
             .cloned()
             .collect();
         // partitions are merged and encoded at once, as many as there are cores (each is
-        // one whole object: the lake's contract does not depend on their order); their
-        // counts are added up in key order
+        // one whole object: the lake's contract does not depend on their order), the next
+        // as soon as one is done (in key order, a large partition held the next ones back
+        // while the other core stood idle); their counts are added up
         use futures::StreamExt;
         let jobs: Vec<_> = keys
             .into_iter()
@@ -316,7 +317,7 @@ impl LakeWriter {
             })
             .collect();
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut results = futures::stream::iter(jobs).buffered(parallel);
+        let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
         // after a failure the others still run to their end (each may be writing), so
         // that nothing writes the lake once this returns and the lock is released
         let mut failed = None;

@@ -14,7 +14,7 @@ pub mod pdf;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use minijinja::{AutoEscape, Environment, Value as JValue};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
@@ -135,17 +135,11 @@ pub async fn gather<'a>(
     let ctx = crate::engine::session(lake, config).await?;
     let trend_period = Period::new(month.plus(-data::TREND_BEFORE), month)?;
     let month_period = Period::new(month, month)?;
-    // The KPIs run side by side: each query has serial phases (planning, a final
-    // aggregation or sort) that leave a core idle.
     let jobs = data::TREND_KPIS
         .iter()
         .map(|n| (*n, trend_period))
         .chain(data::MONTH_KPIS.iter().map(|n| (*n, month_period)));
-    let results: Vec<kpi::KpiResult> = futures::stream::iter(jobs)
-        .map(|(name, period)| kpi::run_one(&ctx, days, name, period))
-        .buffered(kpi::CONCURRENT_KPIS)
-        .try_collect()
-        .await?;
+    let results = kpi::side_by_side(&ctx, days, jobs).await?;
     let (trend, current) = results.split_at(data::TREND_KPIS.len());
     // the decision over the window that ends with the report's month
     let window = config.decision.window_months as i32;
