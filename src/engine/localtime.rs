@@ -22,6 +22,9 @@ pub struct LocalDays {
     tz: Tz,
     first_day: i32,
     midnights: Vec<i64>,
+    /// the month of each day of the table, as `year × 12 + month − 1` (a date's year and
+    /// month cost more than the day's lookup: `local_month` reads them for every row)
+    months: Vec<i32>,
 }
 
 impl LocalDays {
@@ -29,15 +32,18 @@ impl LocalDays {
         let first = NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1).unwrap();
         let end = NaiveDate::from_ymd_opt(END_YEAR, 1, 1).unwrap();
         let mut midnights = Vec::with_capacity((end - first).num_days() as usize);
+        let mut months = Vec::with_capacity(midnights.capacity());
         let mut d = first;
         while d < end {
             midnights.push(local_midnight_us(&tz, d));
+            months.push(d.year() * 12 + d.month() as i32 - 1);
             d = d.succ_opt().unwrap();
         }
         LocalDays {
             tz,
             first_day: day_number(first),
             midnights,
+            months,
         }
     }
 
@@ -64,8 +70,17 @@ impl LocalDays {
 
     /// The local year and month of a UTC instant in µs.
     pub fn year_month_of(&self, t_us: i64) -> (i32, u32) {
-        let d = date_of(self.day_of(t_us));
-        (d.year(), d.month())
+        let day = self.day_of(t_us);
+        match usize::try_from(day - self.first_day)
+            .ok()
+            .and_then(|i| self.months.get(i))
+        {
+            Some(&m) => (m.div_euclid(12), m.rem_euclid(12) as u32 + 1),
+            None => {
+                let d = date_of(day);
+                (d.year(), d.month())
+            }
+        }
     }
 
     /// The UTC µs of the local midnight starting a date.
@@ -153,6 +168,23 @@ mod tests {
                 .unwrap()
                 .timestamp_micros()
         );
+    }
+
+    #[test]
+    fn a_days_month_is_its_dates_in_and_outside_the_table() {
+        let ld = LocalDays::new(chrono_tz::Australia::Lord_Howe);
+        // every 7 h 13 min from 1985 (before the table) to 2105 (after it)
+        let (from, to) = (
+            chrono::Utc.with_ymd_and_hms(1985, 1, 1, 0, 0, 0).unwrap(),
+            chrono::Utc.with_ymd_and_hms(2105, 1, 1, 0, 0, 0).unwrap(),
+        );
+        let step = (7 * 3600 + 13 * 60) * 1_000_000i64;
+        let mut t = from.timestamp_micros();
+        while t < to.timestamp_micros() {
+            let d = date_of(ld.day_of(t));
+            assert_eq!(ld.year_month_of(t), (d.year(), d.month()), "at {t}");
+            t += step;
+        }
     }
 
     #[test]
