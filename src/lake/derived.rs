@@ -361,7 +361,8 @@ async fn compute(
     };
     // dictionaries only for the columns of a few values: the others hold about one value
     // per ticket (see `write::properties`)
-    let mut props = super::write::layout()?.set_dictionary_enabled(false);
+    // LZ4, as `tickets`: the KPIs read this view (see `write::Codec`)
+    let mut props = super::write::layout(super::write::Codec::Fast)?.set_dictionary_enabled(false);
     for few in ["source", "status", "org", "desk", "priority"] {
         props = props.set_column_dictionary_enabled(ColumnPath::from(few), true);
     }
