@@ -383,7 +383,9 @@ pub fn describe() -> String {
          functions: business_seconds(org, from, to), business_micros(org, from, to),
          pending_business_micros(org, starts, ends, from, to) (the business time of a list of intervals within [from, to)), local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q),
          open_by_age(created_day, from_day, to_day, first_day, end_day, bound, …) (the open spans covering each day of
-         [first_day, end_day), in all and by age bucket: a list of {day, open_tickets, by_age})\n",
+         [first_day, end_day), in all and by age bucket: a list of {day, open_tickets, by_age}),
+         recurring_instants(at, within_us) (a group's distinct instants in order, a list of {at, n, recurring}: n incidents at
+         the instant, recurring = n when the group's previous distinct instant is at most within_us µs before, else 0)\n",
     );
     out
 }

@@ -11,27 +11,19 @@ with incidents as (
     where t.kind = 'incident' and t.created_at >= $start - interval '30 days' and t.created_at < $end
 ),
 instants as (
-    -- the incidents of a group at one instant, counted once: all of them recur, or none
-    select org, service, category, subcategory, created_at, count(*) as n
+    -- per group of the same org, service, category and subcategory, its distinct instants
+    -- (`ticketlake schema`): the incidents of a group at one instant are counted once (n),
+    -- all of them recur or none, and they recur (recurring = n) when the group's previous
+    -- instant is at most 30 days of 24 h before, in µs
+    select service, category, unnest(recurring_instants(created_at, 30 * 86400000000)) as i
     from incidents
-    group by org, service, category, subcategory, created_at
-),
-previous as (
-    select service, category, created_at, n,
-        lag(created_at) over (partition by org, service, category, subcategory order by created_at) as previous_at
-    from instants
+    group by org, service, category, subcategory
 ),
 flagged as (
-    -- instants in µs: the previous one at most 30 days of 24 h before (an interval
-    -- subtracted row by row costs five times more)
-    select
-        service,
-        category,
-        n,
-        case when arrow_cast(created_at, 'Int64') - arrow_cast(previous_at, 'Int64')
-            <= 30 * 86400000000 then n else 0 end as recurring
-    from previous
-    where created_at >= $start
+    -- the instant's fields as columns (a plan sent to a Ballista cluster cannot name a
+    -- field read inside a function's argument)
+    select service, category, i['at'] as at, i['n'] as n, i['recurring'] as recurring
+    from instants
 )
 select
     service,
@@ -40,5 +32,6 @@ select
     sum(recurring) as recurring,
     sum(recurring) * 1.0 / sum(n) as recurring_rate
 from flagged
+where at >= $start
 group by service, category
 order by recurring desc, incidents desc, service, category nulls first

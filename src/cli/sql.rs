@@ -19,7 +19,7 @@ use crate::output::{self, Format};
 /// views status_intervals, pending_periods and ticket_history; functions business_seconds(org, from,
 /// to), business_micros(org, from, to), pending_business_micros(org, starts, ends, from, to),
 /// local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q), open_by_age(created_day,
-/// from_day, to_day, first_day, end_day, bound, …).
+/// from_day, to_day, first_day, end_day, bound, …), recurring_instants(at, within_us).
 /// `ticketlake schema` documents them.
 /// DDL, DML, COPY and SET are refused. Without a query, an interactive prompt opens
 /// (statements end with `;`, `\q` leaves).

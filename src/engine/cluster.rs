@@ -35,7 +35,7 @@ use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use url::Url;
 
-use super::{open_days, quantile, udf};
+use super::{open_days, quantile, recurrence, udf};
 use crate::lake::{ENGINE_URL, Lake};
 
 /// The scheduler's port when `df://host` names none (Ballista's default).
@@ -256,12 +256,20 @@ const QUANTILE: &[u8] = b"ticketlake.quantile_cont";
 /// What marks ticketlake's `open_by_age` in a plan.
 const OPEN_BY_AGE: &[u8] = b"ticketlake.open_by_age";
 
+/// What marks ticketlake's `recurring_instants` in a plan.
+const RECURRING_INSTANTS: &[u8] = b"ticketlake.recurring_instants";
+
 fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> bool {
     let inner = node.inner();
     let marker = if inner.downcast_ref::<quantile::QuantileCont>().is_some() {
         QUANTILE
     } else if inner.downcast_ref::<open_days::OpenByAge>().is_some() {
         OPEN_BY_AGE
+    } else if inner
+        .downcast_ref::<recurrence::RecurringInstants>()
+        .is_some()
+    {
+        RECURRING_INSTANTS
     } else {
         return false;
     };
@@ -274,6 +282,7 @@ fn decode_udaf(buf: &[u8]) -> Option<AggregateUDF> {
     match buf {
         QUANTILE => Some(quantile::QuantileCont::udaf()),
         OPEN_BY_AGE => Some(open_days::OpenByAge::udaf()),
+        RECURRING_INSTANTS => Some(recurrence::RecurringInstants::udaf()),
         _ => None,
     }
 }
@@ -575,6 +584,16 @@ mod tests {
         assert!(
             back.inner()
                 .downcast_ref::<open_days::OpenByAge>()
+                .is_some()
+        );
+        let mut buf = Vec::new();
+        codec
+            .try_encode_udaf(&recurrence::RecurringInstants::udaf(), &mut buf)
+            .unwrap();
+        let back = codec.try_decode_udaf("recurring_instants", &buf).unwrap();
+        assert!(
+            back.inner()
+                .downcast_ref::<recurrence::RecurringInstants>()
                 .is_some()
         );
         // a built-in function keeps Ballista's encoding (none: found by name)

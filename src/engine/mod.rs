@@ -8,6 +8,7 @@ pub mod localtime;
 pub mod open_days;
 pub mod quantile;
 pub mod query;
+pub mod recurrence;
 pub mod udf;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
     }
     ctx.register_udaf(quantile::QuantileCont::udaf());
     ctx.register_udaf(open_days::OpenByAge::udaf());
+    ctx.register_udaf(recurrence::RecurringInstants::udaf());
     register_reference_tables(&ctx, config)?;
     for (name, sql) in queries::views()? {
         register_view(&ctx, &name, &sql)
