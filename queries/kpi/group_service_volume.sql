@@ -13,7 +13,7 @@ with created as (
     where t.created_at >= $start and t.created_at < $end and t.service_scope = 'group'
 ),
 forwarded_from as (
-    select distinct g.origin
+    select distinct g.origin as school_ticket
     from tickets g
     where g.desk = 'group' and g.origin is not null
         -- a group ticket is forwarded from a school ticket after it was created: only
@@ -31,9 +31,13 @@ paths as (
             when c.origin is null then 'direct'
             else 'forwarded'
         end as path
-    from created c
-    left join forwarded_from f on f.origin = c.source || ':' || c.ticket_id
-    where c.desk = 'group' or f.origin is null
+    -- the forwarded school tickets first: the engine keeps the first side of a join in
+    -- memory, and they are far fewer than the period's tickets. Named school_ticket, not
+    -- origin: DataFusion 55 may push a filter on a column through a join to the other
+    -- side's column of the same name (apache/datafusion#20213)
+    from forwarded_from f
+    right join created c on f.school_ticket = c.source || ':' || c.ticket_id
+    where c.desk = 'group' or f.school_ticket is null
 )
 select month, org, service, path, count(*) as tickets
 from paths
