@@ -19,10 +19,12 @@
 use std::mem::size_of_val;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray, PrimitiveArray, StructArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, ListArray, PrimitiveArray, RecordBatch, StructArray,
+};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{
-    DataType, Field, FieldRef, Fields, Int64Type, TimeUnit, TimestampMicrosecondType,
+    DataType, Field, FieldRef, Fields, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -91,11 +93,10 @@ impl AggregateUDFImpl for RecurringInstants {
         ))])
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let empty =
-            arrow::array::RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()));
+        let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
         let within = match args.exprs.get(1).map(|e| e.evaluate(&empty)) {
             Some(Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(v))))) => v,
-            _ => return plan_err!("recurring_instants: within_us must be a constant"),
+            _ => return plan_err!("recurring_instants: within_us must be a constant number"),
         };
         if within < 0 {
             return plan_err!("recurring_instants: within_us is negative: {within}");

@@ -592,6 +592,15 @@ async fn stored_rows_carry_the_tickets_own_times_by_month_then_resolution() {
         .map(|g| g.num_rows())
         .collect();
     assert_eq!(groups, [2, 5, 1]);
+    // in LZ4, as `tickets`: every KPI reads it
+    let mut codecs: Vec<_> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|g| g.columns().iter().map(|c| c.compression()))
+        .collect();
+    codecs.dedup();
+    assert_eq!(codecs, [parquet::basic::Compression::LZ4_RAW]);
     let reader = builder.build().unwrap();
     let ids: Vec<String> = reader
         .flat_map(|b| {
