@@ -382,6 +382,7 @@ pub fn describe() -> String {
          (stored in the lake when it is written, under _derived/, by month of creation, then resolution)\n\
          functions: business_seconds(org, from, to), business_micros(org, from, to),
          pending_business_micros(org, starts, ends, from, to) (the business time of a list of intervals within [from, to)), local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q),
+         quantiles_cont(x, q1, q2, …) (a list of the quantiles, in the order of the q's),
          open_by_age(created_day, from_day, to_day, first_day, end_day, bound, …) (the open spans covering each day of
          [first_day, end_day), in all and by age bucket: a list of {day, open_tickets, by_age}),
          recurring_instants(at, within_us) (a group's distinct instants in order, a list of {at, n, recurring}: n incidents at

@@ -28,11 +28,11 @@ ttr as (
     left join sla_targets s on s.priority = p.priority
 ),
 ttr_month as (
+    -- the median and p90 from one copy of the values (quantiles_cont)
     select
         month,
         count(*) as resolved,
-        quantile_cont(ttr_us / 3600000000.0, 0.5) as median_bh,
-        quantile_cont(ttr_us / 3600000000.0, 0.9) as p90_bh,
+        quantiles_cont(ttr_us / 3600000000.0, 0.5, 0.9) as ttr_q,
         sum(case when ttr_us <= ttr_s * 1000000 then 1 else 0 end) * 1.0 / count(*) as sla_ttr_rate
     from ttr
     group by month
@@ -65,8 +65,8 @@ tto_month as (
 select
     coalesce(r.month, o.month) as month,
     coalesce(r.resolved, 0) as resolved,
-    r.median_bh,
-    r.p90_bh,
+    r.ttr_q[1] as median_bh,
+    r.ttr_q[2] as p90_bh,
     r.sla_ttr_rate,
     coalesce(o.owned, 0) as owned,
     o.tto_median_bh,

@@ -18,8 +18,9 @@ use crate::output::{self, Format};
 /// Tables: tickets, events (the lake), services, orgs, sla_targets (the config), and the
 /// views status_intervals, pending_periods and ticket_history; functions business_seconds(org, from,
 /// to), business_micros(org, from, to), pending_business_micros(org, starts, ends, from, to),
-/// local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q), open_by_age(created_day,
-/// from_day, to_day, first_day, end_day, bound, …), recurring_instants(at, within_us).
+/// local_month(ts), local_date(ts), local_day(ts), quantile_cont(x, q), quantiles_cont(x, q1,
+/// q2, …), open_by_age(created_day, from_day, to_day, first_day, end_day, bound, …),
+/// recurring_instants(at, within_us).
 /// `ticketlake schema` documents them.
 /// DDL, DML, COPY and SET are refused. Without a query, an interactive prompt opens
 /// (statements end with `;`, `\q` leaves).

@@ -253,6 +253,9 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> bool {
 /// has the alias `quantile_cont`, which a name alone would find first.
 const QUANTILE: &[u8] = b"ticketlake.quantile_cont";
 
+/// What marks ticketlake's `quantiles_cont` in a plan.
+const QUANTILES: &[u8] = b"ticketlake.quantiles_cont";
+
 /// What marks ticketlake's `open_by_age` in a plan.
 const OPEN_BY_AGE: &[u8] = b"ticketlake.open_by_age";
 
@@ -263,6 +266,8 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> bool {
     let inner = node.inner();
     let marker = if inner.downcast_ref::<quantile::QuantileCont>().is_some() {
         QUANTILE
+    } else if inner.downcast_ref::<quantile::QuantilesCont>().is_some() {
+        QUANTILES
     } else if inner.downcast_ref::<open_days::OpenByAge>().is_some() {
         OPEN_BY_AGE
     } else if inner
@@ -281,6 +286,7 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> bool {
 fn decode_udaf(buf: &[u8]) -> Option<AggregateUDF> {
     match buf {
         QUANTILE => Some(quantile::QuantileCont::udaf()),
+        QUANTILES => Some(quantile::QuantilesCont::udaf()),
         OPEN_BY_AGE => Some(open_days::OpenByAge::udaf()),
         RECURRING_INSTANTS => Some(recurrence::RecurringInstants::udaf()),
         _ => None,
@@ -584,6 +590,16 @@ mod tests {
         assert!(
             back.inner()
                 .downcast_ref::<open_days::OpenByAge>()
+                .is_some()
+        );
+        let mut buf = Vec::new();
+        codec
+            .try_encode_udaf(&quantile::QuantilesCont::udaf(), &mut buf)
+            .unwrap();
+        let back = codec.try_decode_udaf("quantiles_cont", &buf).unwrap();
+        assert!(
+            back.inner()
+                .downcast_ref::<quantile::QuantilesCont>()
                 .is_some()
         );
         let mut buf = Vec::new();

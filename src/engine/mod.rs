@@ -80,6 +80,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
         ctx.register_udf(f);
     }
     ctx.register_udaf(quantile::QuantileCont::udaf());
+    ctx.register_udaf(quantile::QuantilesCont::udaf());
     ctx.register_udaf(open_days::OpenByAge::udaf());
     ctx.register_udaf(recurrence::RecurringInstants::udaf());
     register_reference_tables(&ctx, config)?;

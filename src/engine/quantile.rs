@@ -2,6 +2,12 @@
 //! `percentile_cont` formula — sort the n values, position p = q·(n − 1), interpolate
 //! linearly between the values at floor(p) and ceil(p).
 //!
+//! `quantiles_cont(x, q1, q2, …)` gives several quantiles of the same values as a list, in
+//! the order of the q's, from one copy of the values: two `quantile_cont` of one column
+//! (a median and a p90) each keep every value of the group, twice the memory and twice
+//! the copying (`resolution_time` over 12 months of 10M tickets: 4.9M values per
+//! column).
+//!
 //! DataFusion 55's own `percentile_cont` truncates the interpolation weight to multiples
 //! of 1e-6 (`INTERPOLATION_PRECISION`), which puts a p90 over a 500-hour gap off by half
 //! a thousandth of an hour; KPI quantiles must be exact, hence this aggregate.
@@ -30,6 +36,55 @@ impl QuantileCont {
             signature: Signature::user_defined(Volatility::Immutable),
         })
     }
+}
+
+/// The aggregate `quantiles_cont(x, q1, q2, …)`: a list of the quantiles, in order.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct QuantilesCont {
+    signature: Signature,
+}
+
+impl QuantilesCont {
+    pub fn udaf() -> AggregateUDF {
+        AggregateUDF::from(QuantilesCont {
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    }
+}
+
+/// The q's of a call, from its literal arguments after x, each in [0, 1].
+fn literal_qs(name: &str, args: &AccumulatorArgs) -> Result<Vec<f64>> {
+    let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+    args.exprs[1..]
+        .iter()
+        .map(|e| match e.evaluate(&empty) {
+            Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q))))
+                if (0.0..=1.0).contains(&q) =>
+            {
+                Ok(q)
+            }
+            Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q)))) => {
+                plan_err!("{name}: q must be between 0 and 1, not {q}")
+            }
+            _ => plan_err!("{name}: q must be a number literal"),
+        })
+        .collect()
+}
+
+/// x coerced to Float64, and each q.
+fn coerce(name: &str, args: &[DataType]) -> Result<Vec<DataType>> {
+    if !args[0].is_numeric() && !args[0].is_null() {
+        return plan_err!("{name}: x must be a number, not {}", args[0]);
+    }
+    Ok(vec![DataType::Float64; args.len()])
+}
+
+fn values_state(name: &str) -> FieldRef {
+    Arc::new(Field::new(
+        format!("{name}[values]"),
+        DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
+        true,
+    ))
 }
 
 /// The exact quantile of unsorted values (None when there are none): the values at
@@ -66,40 +121,60 @@ impl AggregateUDFImpl for QuantileCont {
         if args.len() != 2 {
             return plan_err!("quantile_cont(x, q) takes 2 arguments");
         }
-        if !args[0].is_numeric() && !args[0].is_null() {
-            return plan_err!("quantile_cont: x must be a number, not {}", args[0]);
-        }
-        Ok(vec![DataType::Float64, DataType::Float64])
+        coerce("quantile_cont", args)
     }
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
         Ok(DataType::Float64)
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[values]", args.name),
-            DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
-            true,
-        ))])
+        Ok(vec![values_state(args.name)])
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
-        let q = match args.exprs.get(1).map(|e| e.evaluate(&empty)) {
-            Some(Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q))))) => q,
-            _ => return plan_err!("quantile_cont: q must be a number literal"),
-        };
-        if !(0.0..=1.0).contains(&q) {
-            return plan_err!("quantile_cont: q must be between 0 and 1, not {q}");
-        }
         Ok(Box::new(QuantileAccumulator {
-            q,
+            qs: literal_qs("quantile_cont", &args)?,
+            list: false,
             values: Vec::new(),
         }))
     }
 }
 
+impl AggregateUDFImpl for QuantilesCont {
+    fn name(&self) -> &str {
+        "quantiles_cont"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        if args.len() < 2 {
+            return plan_err!("quantiles_cont(x, q1, q2, …) takes x and at least one q");
+        }
+        coerce("quantiles_cont", args)
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Field::new_list_field(
+            DataType::Float64,
+            true,
+        ))))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![values_state(args.name)])
+    }
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(QuantileAccumulator {
+            qs: literal_qs("quantiles_cont", &args)?,
+            list: true,
+            values: Vec::new(),
+        }))
+    }
+}
+
+/// A group's values, and the quantiles to give: one (`quantile_cont`) or a list
+/// (`quantiles_cont`).
 #[derive(Debug)]
 struct QuantileAccumulator {
-    q: f64,
+    qs: Vec<f64>,
+    list: bool,
     values: Vec<f64>,
 }
 
@@ -127,16 +202,26 @@ impl Accumulator for QuantileAccumulator {
         Ok(vec![ScalarValue::List(Arc::new(list))])
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Float64(quantile(&mut self.values, self.q)))
+        let mut each = self.qs.iter().map(|q| quantile(&mut self.values, *q));
+        if !self.list {
+            return Ok(ScalarValue::Float64(each.next().flatten()));
+        }
+        let values: Float64Array = each.collect();
+        Ok(ScalarValue::List(Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Float64, true)),
+            OffsetBuffer::from_lengths([values.len()]),
+            Arc::new(values),
+            None,
+        ))))
     }
     fn size(&self) -> usize {
-        size_of_val(self) + self.values.capacity() * 8
+        size_of_val(self) + (self.values.capacity() + self.qs.capacity()) * 8
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::quantile;
+    use super::*;
 
     #[test]
     fn exact_interpolation() {
@@ -166,5 +251,40 @@ mod tests {
             let expected = sorted[lo] + (sorted[hi] - sorted[lo]) * (p - lo as f64);
             assert_eq!(quantile(&mut values.clone(), q), Some(expected), "q = {q}");
         }
+    }
+
+    #[test]
+    fn several_quantiles_come_in_the_order_asked_from_one_copy() {
+        // the values of `exact_interpolation`, over two batches, one of them null
+        let mut acc = QuantileAccumulator {
+            qs: vec![0.9, 0.5, 0.0],
+            list: true,
+            values: Vec::new(),
+        };
+        let a: ArrayRef = Arc::new(Float64Array::from(vec![Some(595.0), None, Some(1.0)]));
+        let b: ArrayRef = Arc::new(Float64Array::from(vec![
+            2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 51.0, 85.0,
+        ]));
+        acc.update_batch(&[a]).unwrap();
+        acc.update_batch(&[b]).unwrap();
+        let ScalarValue::List(list) = acc.evaluate().unwrap() else {
+            panic!("a list")
+        };
+        let got = list.value(0);
+        let got: Vec<Option<f64>> = got.as_primitive::<Float64Type>().iter().collect();
+        // p90 = 136 (85 + 0.1 × 510), median 5.5, minimum 1
+        assert_eq!(got.len(), 3);
+        assert!((got[0].unwrap() - 136.0).abs() < 1e-9);
+        assert_eq!(got[1..], [Some(5.5), Some(1.0)]);
+        // a group without values: a null for each q
+        let mut none = QuantileAccumulator {
+            qs: vec![0.5, 0.9],
+            list: true,
+            values: Vec::new(),
+        };
+        let ScalarValue::List(list) = none.evaluate().unwrap() else {
+            panic!("a list")
+        };
+        assert_eq!(list.value(0).null_count(), 2);
     }
 }
