@@ -16,9 +16,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use arrow::array::{Float64Array, RecordBatch, StringArray, UInt8Array, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::ColumnarValue;
+use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use url::Url;
 
@@ -26,6 +29,21 @@ use crate::config::Config;
 use crate::lake::{ENGINE_URL, Lake};
 use crate::model::{PARTITION_COLUMNS, Table};
 use crate::queries;
+
+/// The value of argument `i` of an aggregate call when it is a constant (a literal, or an
+/// expression of literals), else None: how ticketlake's aggregates read their parameters.
+pub(crate) fn constant_argument(args: &AccumulatorArgs, i: usize) -> Option<ScalarValue> {
+    let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+    match args.exprs.get(i)?.evaluate(&empty) {
+        Ok(ColumnarValue::Scalar(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// A list type of `item`s, the lists of ticketlake's aggregates.
+pub(crate) fn list_of(item: DataType, nullable: bool) -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(item, nullable)))
+}
 
 /// SQL options that allow queries only: no DDL, DML, COPY or SET.
 pub fn read_only() -> SQLOptions {

@@ -20,16 +20,16 @@
 use std::mem::size_of_val;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Int64Array, ListArray, RecordBatch, StructArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, ListArray, StructArray};
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
+
+use super::list_of;
 
 /// The aggregate `open_by_age`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -55,10 +55,6 @@ fn day_fields() -> Fields {
             false,
         ),
     ])
-}
-
-fn list_of(item: DataType, nullable: bool) -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(item, nullable)))
 }
 
 impl AggregateUDFImpl for OpenByAge {
@@ -93,10 +89,9 @@ impl AggregateUDFImpl for OpenByAge {
         ))])
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
         let literal = |i: usize, what: &str| -> Result<i64> {
-            match args.exprs.get(i).map(|e| e.evaluate(&empty)) {
-                Some(Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(v))))) => Ok(v as i64),
+            match super::constant_argument(&args, i) {
+                Some(ScalarValue::Int32(Some(v))) => Ok(v as i64),
                 _ => plan_err!("open_by_age: {what} must be a constant"),
             }
         };

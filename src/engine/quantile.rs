@@ -15,14 +15,16 @@
 use std::mem::size_of_val;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Float64Array, ListArray, RecordBatch};
+use arrow::array::{ArrayRef, AsArray, Float64Array, ListArray};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Schema};
+use arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
+
+use super::list_of;
 
 /// The aggregate `quantile_cont(x, q)` (x coerced to Float64, q a literal in [0, 1]).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -54,16 +56,10 @@ impl QuantilesCont {
 
 /// The q's of a call, from its literal arguments after x, each in [0, 1].
 fn literal_qs(name: &str, args: &AccumulatorArgs) -> Result<Vec<f64>> {
-    let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
-    args.exprs[1..]
-        .iter()
-        .map(|e| match e.evaluate(&empty) {
-            Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q))))
-                if (0.0..=1.0).contains(&q) =>
-            {
-                Ok(q)
-            }
-            Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q)))) => {
+    (1..args.exprs.len())
+        .map(|i| match super::constant_argument(args, i) {
+            Some(ScalarValue::Float64(Some(q))) if (0.0..=1.0).contains(&q) => Ok(q),
+            Some(ScalarValue::Float64(Some(q))) => {
                 plan_err!("{name}: q must be between 0 and 1, not {q}")
             }
             _ => plan_err!("{name}: q must be a number literal"),
@@ -82,7 +78,7 @@ fn coerce(name: &str, args: &[DataType]) -> Result<Vec<DataType>> {
 fn values_state(name: &str) -> FieldRef {
     Arc::new(Field::new(
         format!("{name}[values]"),
-        DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
+        list_of(DataType::Float64, true),
         true,
     ))
 }
@@ -152,10 +148,7 @@ impl AggregateUDFImpl for QuantilesCont {
         coerce("quantiles_cont", args)
     }
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::List(Arc::new(Field::new_list_field(
-            DataType::Float64,
-            true,
-        ))))
+        Ok(list_of(DataType::Float64, true))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![values_state(args.name)])

@@ -19,18 +19,18 @@
 use std::mem::size_of_val;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, ListArray, PrimitiveArray, RecordBatch, StructArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray, PrimitiveArray, StructArray};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{
-    DataType, Field, FieldRef, Fields, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    DataType, Field, FieldRef, Fields, Int64Type, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
+
+use super::list_of;
 
 /// The aggregate `recurring_instants`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -59,10 +59,6 @@ fn instant_fields() -> Fields {
     ])
 }
 
-fn list_of(item: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(item, false)))
-}
-
 impl AggregateUDFImpl for RecurringInstants {
     fn name(&self) -> &str {
         "recurring_instants"
@@ -83,19 +79,18 @@ impl AggregateUDFImpl for RecurringInstants {
         }
     }
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(list_of(DataType::Struct(instant_fields())))
+        Ok(list_of(DataType::Struct(instant_fields()), false))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![Arc::new(Field::new(
             format!("{}[instants]", args.name),
-            list_of(DataType::Int64),
+            list_of(DataType::Int64, false),
             true,
         ))])
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
-        let within = match args.exprs.get(1).map(|e| e.evaluate(&empty)) {
-            Some(Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(v))))) => v,
+        let within = match super::constant_argument(&args, 1) {
+            Some(ScalarValue::Int64(Some(v))) => v,
             _ => return plan_err!("recurring_instants: within_us must be a constant number"),
         };
         if within < 0 {
