@@ -571,47 +571,20 @@ mod tests {
             // equal: same kind and the same calendars / time zone
             assert_eq!(back.as_ref(), f, "{}", f.name());
         }
-        // the exact quantile is not DataFusion's percentile_cont (alias quantile_cont)
-        let mut buf = Vec::new();
-        codec
-            .try_encode_udaf(&quantile::QuantileCont::udaf(), &mut buf)
-            .unwrap();
-        let back = codec.try_decode_udaf("quantile_cont", &buf).unwrap();
-        assert!(
-            back.inner()
-                .downcast_ref::<quantile::QuantileCont>()
-                .is_some()
-        );
-        let mut buf = Vec::new();
-        codec
-            .try_encode_udaf(&open_days::OpenByAge::udaf(), &mut buf)
-            .unwrap();
-        let back = codec.try_decode_udaf("open_by_age", &buf).unwrap();
-        assert!(
-            back.inner()
-                .downcast_ref::<open_days::OpenByAge>()
-                .is_some()
-        );
-        let mut buf = Vec::new();
-        codec
-            .try_encode_udaf(&quantile::QuantilesCont::udaf(), &mut buf)
-            .unwrap();
-        let back = codec.try_decode_udaf("quantiles_cont", &buf).unwrap();
-        assert!(
-            back.inner()
-                .downcast_ref::<quantile::QuantilesCont>()
-                .is_some()
-        );
-        let mut buf = Vec::new();
-        codec
-            .try_encode_udaf(&recurrence::RecurringInstants::udaf(), &mut buf)
-            .unwrap();
-        let back = codec.try_decode_udaf("recurring_instants", &buf).unwrap();
-        assert!(
-            back.inner()
-                .downcast_ref::<recurrence::RecurringInstants>()
-                .is_some()
-        );
+        // ticketlake's aggregates travel by their definition: the exact quantile is not
+        // DataFusion's percentile_cont (alias quantile_cont)
+        for f in [
+            quantile::QuantileCont::udaf(),
+            quantile::QuantilesCont::udaf(),
+            open_days::OpenByAge::udaf(),
+            recurrence::RecurringInstants::udaf(),
+        ] {
+            let mut buf = Vec::new();
+            codec.try_encode_udaf(&f, &mut buf).unwrap();
+            assert!(!buf.is_empty(), "{} has no definition", f.name());
+            let back = codec.try_decode_udaf(f.name(), &buf).unwrap();
+            assert_eq!(back.as_ref(), &f, "{}", f.name());
+        }
         // a built-in function keeps Ballista's encoding (none: found by name)
         let mut buf = Vec::new();
         codec
