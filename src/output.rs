@@ -6,10 +6,10 @@ use std::io::Write;
 use anyhow::Result;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::kernels::arity::unary;
 use arrow::datatypes::Float64Type;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
 
 /// An output format of `kpi` and `sql`.
@@ -52,15 +52,44 @@ pub fn table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
     Ok(format!("{t}\n"))
 }
 
-/// CSV with a header line.
+/// CSV with a header line. A list, struct or map (a cell of `ticket_history`'s lists, of
+/// `quantiles_cont` or `recurring_instants`) is written as the table shows it, e.g.
+/// `"[2.0, 3.6]"`: CSV has no nested values.
 pub fn csv(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
     let mut w = arrow::csv::WriterBuilder::new()
         .with_header(true)
         .build(out);
     for b in batches {
-        w.write(b)?;
+        w.write(&nested_as_text(b)?)?;
     }
     Ok(())
+}
+
+/// `batch` with each nested column replaced by its text (nulls stay null).
+fn nested_as_text(batch: &RecordBatch) -> Result<RecordBatch> {
+    if !batch.columns().iter().any(|c| c.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let opts = FormatOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !c.data_type().is_nested() {
+            fields.push(f.clone());
+            columns.push(c.clone());
+            continue;
+        }
+        let shown = arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &opts)?;
+        let text: StringArray = (0..c.len())
+            .map(|i| c.is_valid(i).then(|| shown.value(i).to_string()))
+            .collect();
+        fields.push(Arc::new(Field::new(f.name(), DataType::Utf8, true)));
+        columns.push(Arc::new(text) as ArrayRef);
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// Rows of record batches as JSON objects (nulls kept, numbers as numbers).
@@ -113,4 +142,30 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             || e.to_string().contains("Broken pipe (os error 32)")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Builder, Int64Array, ListBuilder};
+
+    #[test]
+    fn a_list_is_written_to_csv_as_the_table_shows_it() {
+        let mut lists = ListBuilder::new(Float64Builder::new());
+        lists.values().append_value(2.0);
+        lists.values().append_value(3.6);
+        lists.append(true);
+        lists.append(false);
+        let batch = RecordBatch::try_from_iter([
+            ("n", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+            ("q", Arc::new(lists.finish()) as ArrayRef),
+        ])
+        .unwrap();
+        let mut out = Vec::new();
+        csv(&mut out, &[batch]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "n,q\n1,\"[2.0, 3.6]\"\n2,\n"
+        );
+    }
 }
