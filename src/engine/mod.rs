@@ -14,7 +14,10 @@ pub mod udf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arrow::array::{Float64Array, RecordBatch, StringArray, UInt8Array, UInt32Array};
+use arrow::array::{
+    ArrayRef, Float64Array, ListArray, RecordBatch, StringArray, UInt8Array, UInt32Array,
+};
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -43,6 +46,14 @@ pub(crate) fn constant_argument(args: &AccumulatorArgs, i: usize) -> Option<Scal
 /// A list type of `item`s, the lists of ticketlake's aggregates.
 pub(crate) fn list_of(item: DataType, nullable: bool) -> DataType {
     DataType::List(Arc::new(Field::new_list_field(item, nullable)))
+}
+
+/// A list of one row holding `values` (items nullable or not, as the aggregate's
+/// [`list_of`] type says): the state or result of ticketlake's aggregates.
+pub(crate) fn one_list(values: ArrayRef, nullable: bool) -> ScalarValue {
+    let item = Arc::new(Field::new_list_field(values.data_type().clone(), nullable));
+    let lengths = OffsetBuffer::from_lengths([values.len()]);
+    ScalarValue::List(Arc::new(ListArray::new(item, lengths, values, None)))
 }
 
 /// SQL options that allow queries only: no DDL, DML, COPY or SET.

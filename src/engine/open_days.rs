@@ -29,7 +29,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
 
-use super::list_of;
+use super::{list_of, one_list};
 
 /// The aggregate `open_by_age`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -193,12 +193,7 @@ impl Accumulator for OpenDays {
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let values = Int64Array::from(self.deltas.clone());
-        Ok(vec![ScalarValue::List(Arc::new(ListArray::new(
-            Arc::new(Field::new_list_field(DataType::Int64, false)),
-            OffsetBuffer::from_lengths([values.len()]),
-            Arc::new(values),
-            None,
-        )))])
+        Ok(vec![one_list(Arc::new(values), false)])
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let (width, buckets) = (self.width(), self.lows.len());
@@ -232,12 +227,7 @@ impl Accumulator for OpenDays {
             ],
             None,
         )?;
-        Ok(ScalarValue::List(Arc::new(ListArray::new(
-            Arc::new(Field::new_list_field(DataType::Struct(day_fields()), false)),
-            OffsetBuffer::from_lengths([days]),
-            Arc::new(rows),
-            None,
-        ))))
+        Ok(one_list(Arc::new(rows), false))
     }
     fn size(&self) -> usize {
         size_of_val(self) + (self.deltas.capacity() + self.lows.capacity()) * 8

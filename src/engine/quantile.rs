@@ -15,8 +15,7 @@
 use std::mem::size_of_val;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Float64Array, ListArray};
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::array::{ArrayRef, AsArray, Float64Array};
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -24,7 +23,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
 
-use super::list_of;
+use super::{list_of, one_list};
 
 /// The aggregate `quantile_cont(x, q)` (x coerced to Float64, q a literal in [0, 1]).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -186,13 +185,7 @@ impl Accumulator for QuantileAccumulator {
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let values = Float64Array::from(std::mem::take(&mut self.values));
-        let list = ListArray::new(
-            Arc::new(Field::new_list_field(DataType::Float64, true)),
-            OffsetBuffer::new(ScalarBuffer::from(vec![0, values.len() as i32])),
-            Arc::new(values),
-            None,
-        );
-        Ok(vec![ScalarValue::List(Arc::new(list))])
+        Ok(vec![one_list(Arc::new(values), true)])
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let mut each = self.qs.iter().map(|q| quantile(&mut self.values, *q));
@@ -200,12 +193,7 @@ impl Accumulator for QuantileAccumulator {
             return Ok(ScalarValue::Float64(each.next().flatten()));
         }
         let values: Float64Array = each.collect();
-        Ok(ScalarValue::List(Arc::new(ListArray::new(
-            Arc::new(Field::new_list_field(DataType::Float64, true)),
-            OffsetBuffer::from_lengths([values.len()]),
-            Arc::new(values),
-            None,
-        ))))
+        Ok(one_list(Arc::new(values), true))
     }
     fn size(&self) -> usize {
         size_of_val(self) + (self.values.capacity() + self.qs.capacity()) * 8

@@ -19,8 +19,7 @@
 use std::mem::size_of_val;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray, PrimitiveArray, StructArray};
-use arrow::buffer::OffsetBuffer;
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, PrimitiveArray, StructArray};
 use arrow::datatypes::{
     DataType, Field, FieldRef, Fields, Int64Type, TimeUnit, TimestampMicrosecondType,
 };
@@ -30,7 +29,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
 
-use super::list_of;
+use super::{list_of, one_list};
 
 /// The aggregate `recurring_instants`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -153,16 +152,10 @@ impl Accumulator for Instants {
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let values = Int64Array::from(std::mem::take(&mut self.at));
-        Ok(vec![ScalarValue::List(Arc::new(ListArray::new(
-            Arc::new(Field::new_list_field(DataType::Int64, false)),
-            OffsetBuffer::from_lengths([values.len()]),
-            Arc::new(values),
-            None,
-        )))])
+        Ok(vec![one_list(Arc::new(values), false)])
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let (at, n, recurring) = self.flagged();
-        let len = at.len();
         let rows = StructArray::try_new(
             instant_fields(),
             vec![
@@ -172,15 +165,7 @@ impl Accumulator for Instants {
             ],
             None,
         )?;
-        Ok(ScalarValue::List(Arc::new(ListArray::new(
-            Arc::new(Field::new_list_field(
-                DataType::Struct(instant_fields()),
-                false,
-            )),
-            OffsetBuffer::from_lengths([len]),
-            Arc::new(rows),
-            None,
-        ))))
+        Ok(one_list(Arc::new(rows), false))
     }
     fn size(&self) -> usize {
         size_of_val(self) + self.at.capacity() * 8
