@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStoreExt};
@@ -185,10 +185,17 @@ pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
 /// rows do not match its events and tickets, and removes those of sources without either. Returns
 /// the (view, source) pairs refreshed. Call it under the lake's lock.
 pub async fn refresh(lake: &Lake) -> Result<Vec<(String, String)>> {
+    refresh_in_pieces(lake, super::history::PIECE_BYTES).await
+}
+
+/// [`refresh`], computing a source's `ticket_history` a piece of at most `piece_bytes` of
+/// its `tickets` objects at a time (or one object; see `history::Pieces`): the rows
+/// stored are the same whatever the pieces.
+pub async fn refresh_in_pieces(lake: &Lake, piece_bytes: u64) -> Result<Vec<(String, String)>> {
     let events = inputs_by_source(lake).await?;
     let mut refreshed = Vec::new();
     for (view, order) in VIEWS {
-        for source in refresh_view(lake, &events, view, order).await? {
+        for source in refresh_view(lake, &events, view, order, piece_bytes).await? {
             refreshed.push((view.to_string(), source));
         }
     }
@@ -200,6 +207,7 @@ async fn refresh_view(
     events: &BTreeMap<String, Vec<ObjectMeta>>,
     view: &str,
     order: &str,
+    piece_bytes: u64,
 ) -> Result<Vec<String>> {
     let sql = view_sql(view)?;
     let stored = lake.list(&ObjectPath::from(folder(view))).await?;
@@ -214,30 +222,45 @@ async fn refresh_view(
         })
         .collect();
     // side by side (one per core), within a memory budget: a source's rows take about
-    // two and a half times the bytes of its objects while they are computed, so the
-    // sources at work at once may read at most 512 MiB together, or 4/3 of what the
-    // largest one reads when that is more. The largest goes first and the others from
-    // the smallest, so the small ones keep the other core busy beside it and two large
-    // ones do not run together (at 10M tickets, `glpi-lyon` and `itop-group` together
-    // took 2.9 GB).
+    // two and a half times the bytes of its objects while they are computed (of the
+    // share a piece of it reads, when it is computed in pieces), so the sources at work
+    // at once may read at most 512 MiB together, or 4/3 of what the largest one reads
+    // when that is more. The largest goes first and the others from the smallest, so the
+    // small ones keep the other core busy beside it and two large ones do not run
+    // together (at 10M tickets, `glpi-lyon` and `itop-group` whole together took 2.9 GB).
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // a source's MiB read, and read at once
     let mib = |objects: &[ObjectMeta]| {
         let bytes: u64 = objects.iter().map(|m| m.size).sum();
-        (bytes.div_ceil(1 << 20) as u32).max(1)
+        let tickets: u64 = of_table(objects, Table::Tickets)
+            .iter()
+            .map(|m| m.size)
+            .sum();
+        let held = match tickets > piece_bytes {
+            true => (u128::from(bytes) * u128::from(piece_bytes) / u128::from(tickets)) as u64,
+            false => bytes,
+        };
+        let mib = |b: u64| (b.div_ceil(1 << 20) as u32).max(1);
+        (mib(bytes), mib(held))
     };
-    let mut stale: Vec<(u32, String, Vec<ObjectMeta>, ObjectPath)> = stale
+    let mut stale: Vec<_> = stale
         .into_iter()
-        .map(|(source, objects, wanted)| (mib(&objects), source, objects, wanted))
+        .map(|(source, objects, wanted)| {
+            let (read, held) = mib(&objects);
+            (read, held, source, objects, wanted)
+        })
         .collect();
     stale.sort_by_key(|s| s.0);
     if let Some(largest) = stale.pop() {
         stale.insert(0, largest);
     }
     let budget = stale
-        .first()
-        .map_or(1, |s| (s.0.saturating_mul(4) / 3).max(BUDGET_MIB));
+        .iter()
+        .map(|s| s.1)
+        .max()
+        .map_or(1, |held| (held.saturating_mul(4) / 3).max(BUDGET_MIB));
     let memory = Arc::new(tokio::sync::Semaphore::new(budget as usize));
-    let tasks = stale.into_iter().map(|(weight, source, objects, wanted)| {
+    let tasks = stale.into_iter().map(|(_, weight, source, objects, wanted)| {
         let (lake, sql, view, order, memory) = (
             lake.clone(),
             sql.clone(),
@@ -248,7 +271,8 @@ async fn refresh_view(
         tokio::spawn(async move {
             let _permit = memory.acquire_many_owned(weight.min(budget)).await?;
             let started = std::time::Instant::now();
-            let rows = compute(&lake, &source, &objects, &view, &sql, &order, &wanted)
+            let native = (view == "ticket_history").then_some(piece_bytes);
+            let rows = compute(&lake, &source, &objects, native, &sql, &order, &wanted)
                 .await
                 .with_context(|| format!("computing the view {view} of source '{source}'"))?;
             tracing::debug!(view, source, rows, elapsed = ?started.elapsed(), "derived rows stored");
@@ -299,12 +323,13 @@ async fn refresh_view(
 }
 
 /// Runs a view's `sql` over one source's events and writes its rows to `target`, sorted by
-/// `order`.
+/// `order`; or with `native` (`ticket_history`: Some(the most bytes of `tickets` objects a
+/// piece reads)) computes the same rows natively, the view giving their schema.
 async fn compute(
     lake: &Lake,
     source: &str,
     objects: &[ObjectMeta],
-    view: &str,
+    native: Option<u64>,
     sql: &str,
     order: &str,
     target: &ObjectPath,
@@ -345,13 +370,21 @@ async fn compute(
         .sql(&format!("select * from ({sql}\n) v order by {order}"))
         .await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let native = view == "ticket_history";
-    let mut stream = if native {
-        // the same rows, computed natively (`history`): the view only gives the schema
-        let batches = super::history::compute(lake, source, objects, schema.clone()).await?;
-        let schema = schema.clone();
-        futures::stream::iter(batches)
-            .map(move |b| Ok(crate::model::cast_to(&b, &schema)?))
+    // the same rows, computed natively (`history`), a piece of the source at a time
+    let pieces = match native {
+        Some(piece_bytes) => Some(super::history::Pieces::plan(lake, objects, piece_bytes).await?),
+        None => None,
+    };
+    let mut stream = if let Some(pieces) = &pieces {
+        let held = schema.clone();
+        let cast = schema.clone();
+        futures::stream::iter(0..pieces.len())
+            .then(move |piece| {
+                super::history::compute(lake, source, objects, pieces, piece, held.clone())
+            })
+            .map_ok(|batches| futures::stream::iter(batches).map(anyhow::Ok))
+            .try_flatten()
+            .map(move |b| Ok(crate::model::cast_to(&b?, &cast)?))
             .boxed()
     } else {
         df.execute_stream()
@@ -377,7 +410,7 @@ async fn compute(
             let batch = batch?;
             rows += batch.num_rows();
             writer.write(&batch).await?;
-            if native {
+            if native.is_some() {
                 // each native batch is a row group (see `history::compute`)
                 writer.flush().await?;
             }

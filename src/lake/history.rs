@@ -13,6 +13,8 @@
 //! by `resolved_at`, then the others by `settled_at`, the open ones last (see
 //! [`compute`]).
 
+use std::hash::BuildHasher;
+use std::ops::Range;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -26,7 +28,10 @@ use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimestampMicrosecondType};
 use bytes::Bytes;
 use object_store::{ObjectMeta, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
+use parquet::file::metadata::PageIndexPolicy;
 
 use super::Lake;
 use super::derived::of_table;
@@ -65,17 +70,39 @@ async fn each_batch(
     lake: &Lake,
     objects: &[&ObjectMeta],
     columns: &[&str],
+    each: impl FnMut(u32, RecordBatch) -> Result<()>,
+) -> Result<()> {
+    each_selected(lake, objects, None, columns, each).await
+}
+
+/// [`each_batch`], of the rows `selected` of each object (all when `None`): the pages
+/// without a selected row are not decompressed.
+async fn each_selected(
+    lake: &Lake,
+    objects: &[&ObjectMeta],
+    selected: Option<&[RowSelection]>,
+    columns: &[&str],
     mut each: impl FnMut(u32, RecordBatch) -> Result<()>,
 ) -> Result<()> {
     for (part, meta) in (0u32..).zip(objects) {
+        let selection = selected.map(|s| s[part as usize].clone());
+        if selection.as_ref().is_some_and(|s| !s.selects_any()) {
+            continue;
+        }
         let bytes: Bytes = lake.store.get(&meta.location).await?.bytes().await?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        // the offset index tells where the pages of a selection are
+        let options = ArrowReaderOptions::new().with_offset_index_policy(match selection {
+            Some(_) => PageIndexPolicy::Optional,
+            None => PageIndexPolicy::Skip,
+        });
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
             .with_context(|| format!("reading {}", meta.location))?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(64 * 1024)
-            .build()?;
+        let mut builder = builder.with_projection(mask).with_batch_size(64 * 1024);
+        if let Some(selection) = selection {
+            builder = builder.with_row_selection(selection);
+        }
+        let reader = builder.build()?;
         for batch in reader {
             let batch = batch.with_context(|| format!("reading {}", meta.location))?;
             each(part, batch).with_context(|| format!("reading {}", meta.location))?;
@@ -174,14 +201,6 @@ impl Tickets {
         Ok(out)
     }
 
-    /// Each ticket's id, in the order of `times`.
-    fn id_list(&self) -> Vec<&str> {
-        self.ids
-            .iter()
-            .flat_map(|a| a.iter().map(|v| v.unwrap_or("")))
-            .collect()
-    }
-
     /// The columns of [`COPIED`] of the tickets numbered (a null number: null), from
     /// the batches taken out of [`Tickets::copied`].
     fn copied(
@@ -211,6 +230,64 @@ fn compact(a: &ArrayRef) -> Result<ArrayRef> {
         )?,
         _ => a.clone(),
     })
+}
+
+/// Ticket ids, each numbered by its first position, and found by hashing: the ids' text
+/// once, in one array, and four bytes a ticket in the table (where a map of `&str` held
+/// sixteen and more, beside a vector of them).
+struct Listed {
+    ids: StringArray,
+    table: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+    /// An id was given more than once (numbered by its first position).
+    repeated: bool,
+}
+
+impl Listed {
+    fn new(arrays: &[StringArray]) -> Result<Listed> {
+        let parts: Vec<&dyn Array> = arrays.iter().map(|a| a as &dyn Array).collect();
+        let ids = if parts.is_empty() {
+            StringArray::new_null(0)
+        } else {
+            arrow::compute::concat(&parts)?.as_string::<i32>().clone()
+        };
+        let hasher = foldhash::fast::FixedState::default();
+        let mut table = hashbrown::HashTable::with_capacity(ids.len());
+        let mut repeated = false;
+        for n in 0..ids.len() {
+            let id = ids.value(n);
+            let hash = hasher.hash_one(id);
+            match table.entry(
+                hash,
+                |&m: &u32| ids.value(m as usize) == id,
+                |&m: &u32| hasher.hash_one(ids.value(m as usize)),
+            ) {
+                hashbrown::hash_table::Entry::Occupied(_) => repeated = true,
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(n as u32);
+                }
+            }
+        }
+        Ok(Listed {
+            ids,
+            table,
+            hasher,
+            repeated,
+        })
+    }
+
+    /// The number of `id`: the position where it was first given.
+    fn number(&self, id: &str) -> Option<u32> {
+        self.table
+            .find(self.hasher.hash_one(id), |&m| {
+                self.ids.value(m as usize) == id
+            })
+            .copied()
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
 }
 
 /// A string that may be null.
@@ -301,9 +378,124 @@ impl Lists {
     }
 }
 
+/// The most bytes of a source's `tickets` objects whose rows are computed at once
+/// ([`Pieces`]): about 190,000 tickets (a month of the largest source at a million
+/// tickets), with their events. A larger source is computed a piece at a time: each piece
+/// decodes only the rows of `events` of its tickets (the pages without one are not
+/// decompressed), so the memory taken does not grow with the source, for one more read
+/// of the events' `ticket_id` column.
+pub const PIECE_BYTES: u64 = 8 << 20;
+
+/// How a source's rows are computed: the ranges of its `tickets` objects (in path order,
+/// so by month of creation) computed at once, and when there are several, the rows of
+/// each `events` object that each piece reads: those of its tickets, and in the last
+/// piece those of the tickets only events name.
+pub struct Pieces {
+    ranges: Vec<Range<usize>>,
+    /// By piece, then by `events` object.
+    events: Option<Vec<Vec<RowSelection>>>,
+}
+
+impl Pieces {
+    /// The pieces of a source's inputs (its `events` and `tickets` objects), each with at
+    /// most `piece_bytes` of `tickets` objects (or one object). When there are several,
+    /// the ids of the source's tickets are read (about 15 bytes a ticket), then the
+    /// `ticket_id` of its events, to know which piece reads each event.
+    pub async fn plan(lake: &Lake, objects: &[ObjectMeta], piece_bytes: u64) -> Result<Pieces> {
+        let tickets = of_table(objects, Table::Tickets);
+        let mut ranges = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, meta) in tickets.iter().enumerate() {
+            if i > start && bytes + meta.size > piece_bytes {
+                ranges.push(start..i);
+                (start, bytes) = (i, 0);
+            }
+            bytes += meta.size;
+        }
+        ranges.push(start..tickets.len());
+        let whole = Pieces {
+            ranges: std::iter::once(0..tickets.len()).collect(),
+            events: None,
+        };
+        if ranges.len() == 1 {
+            return Ok(whole);
+        }
+        // the tickets are numbered in the order of the objects: a piece's are a range
+        let mut ids = Vec::new();
+        let mut rows = vec![0u32; tickets.len()];
+        each_batch(lake, &tickets, &["ticket_id"], |part, b| {
+            rows[part as usize] += b.num_rows() as u32;
+            ids.push(column(&b, "ticket_id")?.as_string::<i32>().clone());
+            Ok(())
+        })
+        .await?;
+        let listed = Listed::new(&ids)?;
+        drop(ids);
+        if listed.repeated {
+            // a key in two objects, against the write contract: its row is that of the
+            // first, which only the whole source at once tells
+            return Ok(whole);
+        }
+        // the first number of each piece after the first
+        let firsts: Vec<u32> = ranges[1..]
+            .iter()
+            .map(|r| rows[..r.start].iter().sum())
+            .collect();
+        let last = ranges.len() - 1;
+        let piece_of = |id: &str| match listed.number(id) {
+            Some(n) => firsts.partition_point(|&f| f <= n),
+            // only events name it: the last piece gives it its row, after the others
+            None => last,
+        };
+        // the rows of each object each piece reads, as ranges
+        let events = of_table(objects, Table::Events);
+        let mut read: Vec<Vec<Vec<Range<usize>>>> =
+            vec![vec![Vec::new(); events.len()]; ranges.len()];
+        let mut total = vec![0usize; events.len()];
+        each_batch(lake, &events, &["ticket_id"], |part, b| {
+            let part = part as usize;
+            let ids = column(&b, "ticket_id")?.as_string::<i32>();
+            for r in 0..b.num_rows() {
+                let row = total[part] + r;
+                let rows = &mut read[piece_of(ids.value(r))][part];
+                match rows.last_mut() {
+                    Some(range) if range.end == row => range.end += 1,
+                    _ => rows.push(row..row + 1),
+                }
+            }
+            total[part] += b.num_rows();
+            Ok(())
+        })
+        .await?;
+        let events = read
+            .into_iter()
+            .map(|by_object| {
+                by_object
+                    .into_iter()
+                    .zip(&total)
+                    .map(|(rows, &total)| {
+                        RowSelection::from_consecutive_ranges(rows.into_iter(), total)
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Pieces {
+            ranges,
+            events: Some(events),
+        })
+    }
+
+    /// How many pieces: one at least (if empty).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+}
+
 /// The `ticket_history` rows of `source`, with `schema` (the view's, but for text columns
 /// held as dictionaries: `model::cast_to` gives each batch the view's schema), from the
-/// source's `events` and `tickets` objects, one batch per row group to store.
+/// source's `events` and `tickets` objects, one batch per row group to store: those of
+/// piece `piece` of `pieces` (the pieces' rows one after the other are the source's).
 ///
 /// The rows go by the `tickets` partition of their ticket (its month of creation; a
 /// ticket only events name goes last), and a row group never spans two partitions, so a
@@ -319,21 +511,21 @@ pub async fn compute(
     lake: &Lake,
     source: &str,
     objects: &[ObjectMeta],
+    pieces: &Pieces,
+    piece: usize,
     schema: SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let mut tickets = Tickets::read(lake, &of_table(objects, Table::Tickets)).await?;
+    let all_tickets = of_table(objects, Table::Tickets);
+    let mut tickets = Tickets::read(lake, &all_tickets[pieces.ranges[piece].clone()]).await?;
     let copied_batches = std::mem::take(&mut tickets.copied);
     let times = std::mem::take(&mut tickets.times);
-    let known = tickets.id_list();
     // the tickets by number: those of `tickets` first (the first of a repeated key; the
     // key is unique in `tickets` by the write contract), then those only events name
-    let mut number: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
-    number.reserve(known.len());
+    let known = Listed::new(&std::mem::take(&mut tickets.ids))?;
     let mut has: Vec<u8> = vec![0; known.len()];
-    for (n, id) in known.iter().enumerate() {
-        if let std::collections::hash_map::Entry::Vacant(v) = number.entry(*id) {
-            v.insert(n as u32);
-            has[n] = LISTED;
+    for (n, has) in has.iter_mut().enumerate() {
+        if known.number(known.ids.value(n)) == Some(n as u32) {
+            *has = LISTED;
         }
     }
     let mut unknown: foldhash::HashMap<String, u32> = foldhash::HashMap::default();
@@ -344,7 +536,11 @@ pub async fn compute(
     let mut events: Vec<Event> = Vec::new();
     // each ticket's first event, by number (i64::MAX: none yet)
     let mut first_event: Vec<i64> = vec![i64::MAX; known.len()];
-    each_batch(lake, &of_table(objects, Table::Events), &COLUMNS, |_, b| {
+    // the events of the piece's tickets (and in the last piece, of those only events
+    // name): a ticket not among the piece's `tickets` is one only events name
+    let selected = pieces.events.as_ref().map(|by_piece| &by_piece[piece][..]);
+    let events_objects = of_table(objects, Table::Events);
+    each_selected(lake, &events_objects, selected, &COLUMNS, |_, b| {
         let kind = column(&b, "kind")?.as_string::<i32>();
         let is = |k: &str| -> Result<arrow::array::BooleanArray> {
             let eq = arrow::compute::kernels::cmp::eq(kind, &StringArray::new_scalar(k))?;
@@ -371,8 +567,8 @@ pub async fn compute(
             let n = match last {
                 Some((previous, n)) if previous == id => n,
                 _ => {
-                    let n = match number.get(id) {
-                        Some(&n) => n,
+                    let n = match known.number(id) {
+                        Some(n) => n,
                         None => {
                             let next = (known.len() + unknown.len()) as u32;
                             *unknown.entry(id.to_string()).or_insert(next)
@@ -405,7 +601,6 @@ pub async fn compute(
         Ok(())
     })
     .await?;
-    drop(number);
     // the ids only events name, by number
     let mut unknown_ids = vec![String::new(); unknown.len()];
     for (id, n) in unknown {
@@ -415,10 +610,10 @@ pub async fn compute(
     // last, by ticket_id); the status events get their ticket's rank, and
     // one sort puts them in the view's order within each ticket: by at, then event_id
     let id_of = |n: u32| -> &str {
-        known
-            .get(n as usize)
-            .copied()
-            .unwrap_or_else(|| &unknown_ids[n as usize - known.len()])
+        match n as usize {
+            n if n < known.len() => known.ids.value(n),
+            n => &unknown_ids[n - known.len()],
+        }
     };
     // (partition, resolved or not, resolved_at, settled or not, settled_at, created_at)
     let stored_order = |n: u32| {
