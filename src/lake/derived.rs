@@ -185,7 +185,21 @@ pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
 /// rows do not match its events and tickets, and removes those of sources without either. Returns
 /// the (view, source) pairs refreshed. Call it under the lake's lock.
 pub async fn refresh(lake: &Lake) -> Result<Vec<(String, String)>> {
-    refresh_in_pieces(lake, super::history::PIECE_BYTES).await
+    refresh_in_pieces(lake, piece_bytes()?).await
+}
+
+/// The most bytes of a source's `tickets` objects whose `ticket_history` is computed at
+/// once: `TICKETLAKE_HISTORY_PIECE_MIB` MiB if set (less memory for more time, or the
+/// reverse), else `history::PIECE_BYTES`.
+fn piece_bytes() -> Result<u64> {
+    const VAR: &str = "TICKETLAKE_HISTORY_PIECE_MIB";
+    match std::env::var(VAR) {
+        Err(_) => Ok(super::history::PIECE_BYTES),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(mib) if mib > 0 => Ok(mib.saturating_mul(1 << 20)),
+            _ => anyhow::bail!("{VAR}={text:?}: expected a whole number of MiB, 1 or more"),
+        },
+    }
 }
 
 /// [`refresh`], computing a source's `ticket_history` a piece of at most `piece_bytes` of

@@ -169,6 +169,31 @@ fn errors_are_clear_and_exit_2() {
 }
 
 #[test]
+fn a_bad_history_piece_size_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_str().unwrap();
+    let out = Command::new(bin())
+        .args([
+            "fixtures",
+            "--tickets",
+            "200",
+            "--months",
+            "1",
+            "--lake",
+            lake,
+        ])
+        .env("TICKETLAKE_HISTORY_PIECE_MIB", "0.5")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("TICKETLAKE_HISTORY_PIECE_MIB=\"0.5\": expected a whole number of MiB"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_prompt_runs_multi_line_statements() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
