@@ -232,15 +232,17 @@ fn compact(a: &ArrayRef) -> Result<ArrayRef> {
     })
 }
 
+/// The hash of a ticket id in a [`Listed`] (the same in all).
+fn hash(id: &str) -> u64 {
+    foldhash::fast::FixedState::default().hash_one(id)
+}
+
 /// Ticket ids, each numbered by its first position, and found by hashing: the ids' text
 /// once, in one array, and four bytes a ticket in the table (where a map of `&str` held
 /// sixteen and more, beside a vector of them).
 struct Listed {
     ids: StringArray,
     table: hashbrown::HashTable<u32>,
-    hasher: foldhash::fast::FixedState,
-    /// An id was given more than once (numbered by its first position).
-    repeated: bool,
 }
 
 impl Listed {
@@ -251,37 +253,27 @@ impl Listed {
         } else {
             arrow::compute::concat(&parts)?.as_string::<i32>().clone()
         };
-        let hasher = foldhash::fast::FixedState::default();
         let mut table = hashbrown::HashTable::with_capacity(ids.len());
-        let mut repeated = false;
         for n in 0..ids.len() {
             let id = ids.value(n);
-            let hash = hasher.hash_one(id);
-            match table.entry(
-                hash,
-                |&m: &u32| ids.value(m as usize) == id,
-                |&m: &u32| hasher.hash_one(ids.value(m as usize)),
-            ) {
-                hashbrown::hash_table::Entry::Occupied(_) => repeated = true,
-                hashbrown::hash_table::Entry::Vacant(v) => {
-                    v.insert(n as u32);
-                }
+            let equal = |&m: &u32| ids.value(m as usize) == id;
+            let rehash = |&m: &u32| hash(ids.value(m as usize));
+            if let hashbrown::hash_table::Entry::Vacant(v) = table.entry(hash(id), equal, rehash) {
+                v.insert(n as u32);
             }
         }
-        Ok(Listed {
-            ids,
-            table,
-            hasher,
-            repeated,
-        })
+        Ok(Listed { ids, table })
     }
 
     /// The number of `id`: the position where it was first given.
     fn number(&self, id: &str) -> Option<u32> {
+        self.number_hashed(hash(id), id)
+    }
+
+    /// [`Listed::number`] of an id already hashed (by [`hash`]).
+    fn number_hashed(&self, hash: u64, id: &str) -> Option<u32> {
         self.table
-            .find(self.hasher.hash_one(id), |&m| {
-                self.ids.value(m as usize) == id
-            })
+            .find(hash, |&m| self.ids.value(m as usize) == id)
             .copied()
     }
 
@@ -395,9 +387,14 @@ pub const PIECE_BYTES: u64 = 16 << 20;
 /// piece those of the tickets only events name.
 pub struct Pieces {
     ranges: Vec<Range<usize>>,
-    /// By piece, then by `events` object.
-    events: Option<Vec<Vec<RowSelection>>>,
+    /// The rows each piece reads, by piece, then by `events` object (8 bytes a run of
+    /// rows: a piece's [`RowSelection`]s, 16 bytes a run read or skipped, are made when
+    /// it is computed), and the rows of each `events` object.
+    events: Option<(Vec<Runs>, Vec<u32>)>,
 }
+
+/// The runs of rows a piece reads, by `events` object.
+type Runs = Vec<Vec<Range<u32>>>;
 
 impl Pieces {
     /// The pieces of a source's inputs (its `events` and `tickets` objects), each with at
@@ -424,70 +421,111 @@ impl Pieces {
             return Ok(whole);
         }
         let started = std::time::Instant::now();
-        // the tickets are numbered in the order of the objects: a piece's are a range
-        let mut ids = Vec::new();
-        let mut rows = vec![0u32; tickets.len()];
+        // the ids of each object, each in its own table: the events of a month are mostly
+        // those of tickets of the same and the previous months, whose tables are small
+        // enough to stay in the processor's caches (one table of 8M tickets took 190 ns a
+        // lookup, most of the planning's time)
+        let mut ids: Vec<Vec<StringArray>> = vec![Vec::new(); tickets.len()];
         each_batch(lake, &tickets, &["ticket_id"], |part, b| {
-            rows[part as usize] += b.num_rows() as u32;
-            ids.push(column(&b, "ticket_id")?.as_string::<i32>().clone());
+            ids[part as usize].push(column(&b, "ticket_id")?.as_string::<i32>().clone());
             Ok(())
         })
         .await?;
-        let listed = Listed::new(&ids)?;
+        let listed = ids
+            .iter()
+            .map(|arrays| Listed::new(arrays))
+            .collect::<Result<Vec<_>>>()?;
         drop(ids);
-        if listed.repeated {
-            // a key in two objects, against the write contract: its row is that of the
-            // first, which only the whole source at once tells
+        // a key in two objects, against the write contract: its row is that of the first,
+        // which only the whole source at once tells. Two equal hashes are taken for one
+        // (a false alarm, about once in 10^12 sources of 8M tickets, only costs the pieces)
+        let mut hashes: Vec<u64> = listed
+            .iter()
+            .flat_map(|l| l.ids.iter().map(|id| hash(id.unwrap_or(""))))
+            .collect();
+        hashes.sort_unstable();
+        let repeated = hashes.windows(2).any(|w| w[0] == w[1]);
+        drop(hashes);
+        if repeated {
             return Ok(whole);
         }
-        // the first number of each piece after the first
-        let firsts: Vec<u32> = ranges[1..]
-            .iter()
-            .map(|r| rows[..r.start].iter().sum())
+        let piece_of_object: Vec<usize> = (0..tickets.len())
+            .map(|i| ranges.partition_point(|r| r.end <= i))
             .collect();
         let last = ranges.len() - 1;
-        let piece_of = |id: &str| match listed.number(id) {
-            Some(n) => firsts.partition_point(|&f| f <= n),
-            // only events name it: the last piece gives it its row, after the others
-            None => last,
-        };
         // the rows of each object each piece reads, as ranges
         let events = of_table(objects, Table::Events);
-        let mut read: Vec<Vec<Vec<Range<usize>>>> =
-            vec![vec![Vec::new(); events.len()]; ranges.len()];
-        let mut total = vec![0usize; events.len()];
+        // for each events object, the tickets objects in the order they are looked in:
+        // its month's, then the months before it from the nearest, then those after
+        let month = |m: &ObjectMeta| {
+            m.location.parts().find_map(|p| {
+                let (year, month) = p.as_ref().strip_prefix("month=")?.split_once('-')?;
+                Some(year.parse::<i64>().ok()? * 12 + month.parse::<i64>().ok()?)
+            })
+        };
+        let ticket_months: Vec<Option<i64>> = tickets.iter().map(|m| month(m)).collect();
+        let order: Vec<Vec<usize>> = events
+            .iter()
+            .map(|e| {
+                let at = month(e);
+                let mut order: Vec<usize> = (0..tickets.len()).collect();
+                order.sort_by_key(|&t| match (ticket_months[t], at) {
+                    (Some(t), Some(e)) if t <= e => (0, e - t),
+                    (Some(t), Some(e)) => (1, t - e),
+                    _ => (2, 0),
+                });
+                order
+            })
+            .collect();
+        let mut read: Vec<Runs> = vec![vec![Vec::new(); events.len()]; ranges.len()];
+        let mut total = vec![0u32; events.len()];
         each_batch(lake, &events, &["ticket_id"], |part, b| {
             let part = part as usize;
             let ids = column(&b, "ticket_id")?.as_string::<i32>();
             for r in 0..b.num_rows() {
-                let row = total[part] + r;
-                let rows = &mut read[piece_of(ids.value(r))][part];
+                let id = ids.value(r);
+                let h = hash(id);
+                let piece = order[part]
+                    .iter()
+                    .find(|&&t| listed[t].number_hashed(h, id).is_some())
+                    // only events name it: the last piece gives it its row, after the others
+                    .map_or(last, |&t| piece_of_object[t]);
+                let row = total[part] + r as u32;
+                let rows = &mut read[piece][part];
                 match rows.last_mut() {
                     Some(range) if range.end == row => range.end += 1,
                     _ => rows.push(row..row + 1),
                 }
             }
-            total[part] += b.num_rows();
+            total[part] += b.num_rows() as u32;
             Ok(())
         })
         .await?;
-        tracing::debug!(pieces = ranges.len(), elapsed = ?started.elapsed(), "ticket_history: pieces planned");
-        let events = read
-            .into_iter()
-            .map(|by_object| {
-                by_object
-                    .into_iter()
-                    .zip(&total)
-                    .map(|(rows, &total)| {
-                        RowSelection::from_consecutive_ranges(rows.into_iter(), total)
-                    })
-                    .collect()
-            })
-            .collect();
+        let runs: usize = read.iter().flatten().map(Vec::len).sum();
+        tracing::debug!(pieces = ranges.len(), runs, elapsed = ?started.elapsed(), "ticket_history: pieces planned");
         Ok(Pieces {
             ranges,
-            events: Some(events),
+            events: Some((read, total)),
         })
+    }
+
+    /// The rows of each `events` object piece `piece` reads (all when `None`).
+    fn selection(&self, piece: usize) -> Option<Vec<RowSelection>> {
+        let (read, total) = self.events.as_ref()?;
+        let ranges = |rows: &[Range<u32>]| {
+            rows.iter()
+                .map(|r| r.start as usize..r.end as usize)
+                .collect::<Vec<_>>()
+        };
+        Some(
+            read[piece]
+                .iter()
+                .zip(total)
+                .map(|(rows, &total)| {
+                    RowSelection::from_consecutive_ranges(ranges(rows).into_iter(), total as usize)
+                })
+                .collect(),
+        )
     }
 
     /// How many pieces: one at least (if empty).
@@ -545,68 +583,74 @@ pub async fn compute(
     let mut first_event: Vec<i64> = vec![i64::MAX; known.len()];
     // the events of the piece's tickets (and in the last piece, of those only events
     // name): a ticket not among the piece's `tickets` is one only events name
-    let selected = pieces.events.as_ref().map(|by_piece| &by_piece[piece][..]);
+    let selected = pieces.selection(piece);
     let events_objects = of_table(objects, Table::Events);
-    each_selected(lake, &events_objects, selected, &COLUMNS, |_, b| {
-        let kind = column(&b, "kind")?.as_string::<i32>();
-        let is = |k: &str| -> Result<arrow::array::BooleanArray> {
-            let eq = arrow::compute::kernels::cmp::eq(kind, &StringArray::new_scalar(k))?;
-            // a null kind is neither
-            Ok(match eq.nulls() {
-                Some(_) => arrow::compute::prep_null_mask_filter(&eq),
-                None => eq,
-            })
-        };
-        let (status, transfer) = (is("status")?, is("transfer")?);
-        let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
-        let (ticket, from, to, at) = (
-            s("ticket_id")?,
-            s("from_value")?,
-            s("to_value")?,
-            timestamps(&b, "at")?,
-        );
-        let batch = event_ids.len() as u32;
-        let mut row = 0u32;
-        // a ticket's events often come one after another: its number is looked up once
-        let mut last: Option<(&str, u32)> = None;
-        for r in 0..b.num_rows() {
-            let id = ticket.value(r);
-            let n = match last {
-                Some((previous, n)) if previous == id => n,
-                _ => {
-                    let n = match known.number(id) {
-                        Some(n) => n,
-                        None => {
-                            let next = (known.len() + unknown.len()) as u32;
-                            *unknown.entry(id.to_string()).or_insert(next)
-                        }
-                    };
-                    last = Some((id, n));
-                    n
-                }
+    each_selected(
+        lake,
+        &events_objects,
+        selected.as_deref(),
+        &COLUMNS,
+        |_, b| {
+            let kind = column(&b, "kind")?.as_string::<i32>();
+            let is = |k: &str| -> Result<arrow::array::BooleanArray> {
+                let eq = arrow::compute::kernels::cmp::eq(kind, &StringArray::new_scalar(k))?;
+                // a null kind is neither
+                Ok(match eq.nulls() {
+                    Some(_) => arrow::compute::prep_null_mask_filter(&eq),
+                    None => eq,
+                })
             };
-            if has.len() <= n as usize {
-                has.resize(n as usize + 1, 0);
-                first_event.resize(n as usize + 1, i64::MAX);
+            let (status, transfer) = (is("status")?, is("transfer")?);
+            let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
+            let (ticket, from, to, at) = (
+                s("ticket_id")?,
+                s("from_value")?,
+                s("to_value")?,
+                timestamps(&b, "at")?,
+            );
+            let batch = event_ids.len() as u32;
+            let mut row = 0u32;
+            // a ticket's events often come one after another: its number is looked up once
+            let mut last: Option<(&str, u32)> = None;
+            for r in 0..b.num_rows() {
+                let id = ticket.value(r);
+                let n = match last {
+                    Some((previous, n)) if previous == id => n,
+                    _ => {
+                        let n = match known.number(id) {
+                            Some(n) => n,
+                            None => {
+                                let next = (known.len() + unknown.len()) as u32;
+                                *unknown.entry(id.to_string()).or_insert(next)
+                            }
+                        };
+                        last = Some((id, n));
+                        n
+                    }
+                };
+                if has.len() <= n as usize {
+                    has.resize(n as usize + 1, 0);
+                    first_event.resize(n as usize + 1, i64::MAX);
+                }
+                has[n as usize] |= EVENTED | if transfer.value(r) { TRANSFERRED } else { 0 };
+                let first = &mut first_event[n as usize];
+                *first = (*first).min(at.value(r));
+                if status.value(r) {
+                    events.push(Event {
+                        ticket: n,
+                        flags: flags(opt(from, r), opt(to, r)),
+                        batch,
+                        row,
+                        at: at.value(r),
+                    });
+                    row += 1;
+                }
             }
-            has[n as usize] |= EVENTED | if transfer.value(r) { TRANSFERRED } else { 0 };
-            let first = &mut first_event[n as usize];
-            *first = (*first).min(at.value(r));
-            if status.value(r) {
-                events.push(Event {
-                    ticket: n,
-                    flags: flags(opt(from, r), opt(to, r)),
-                    batch,
-                    row,
-                    at: at.value(r),
-                });
-                row += 1;
-            }
-        }
-        let ids = arrow::compute::filter(s("event_id")?, &status)?;
-        event_ids.push(ids.as_string::<i32>().clone());
-        Ok(())
-    })
+            let ids = arrow::compute::filter(s("event_id")?, &status)?;
+            event_ids.push(ids.as_string::<i32>().clone());
+            Ok(())
+        },
+    )
     .await?;
     // the ids only events name, by number
     let mut unknown_ids = vec![String::new(); unknown.len()];
