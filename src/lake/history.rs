@@ -374,11 +374,13 @@ impl Lists {
 /// ([`Pieces`]): about 370,000 tickets (the largest source at a million tickets is one
 /// piece), with their events. A larger source is computed a piece at a time: each piece
 /// decodes only the rows of `events` of its tickets (the pages without one are not
-/// decompressed), so the memory taken does not grow with the source, for one more read
-/// of the events' `ticket_id` column and the pages shared by two pieces decoded twice.
-/// At 10M tickets, `glpi-lyon` (124 MiB of `tickets`) alone peaked at 1.1 GiB whole,
-/// 410 MiB in pieces of 32 MiB, 345 of 16 and 290 of 8, for 1.08, 1.24 and 1.34 times
-/// the time.
+/// decompressed). The memory taken then grows with the source only by what tells each
+/// event's piece (the ticket ids, about 15 bytes a ticket, while planning; 8 bytes a run
+/// of events of one piece), for one more read of the events' `ticket_id` column and the
+/// pages shared by two pieces decoded twice.
+/// At 10M tickets, `glpi-lyon` (124 MiB of `tickets`, 2.7M tickets) alone took 6.2–6.4 s
+/// and 1.04–1.10 GiB whole; 6.7–6.9 s and 378–394 MiB in pieces of 16 MiB (267–284 MiB
+/// of 8, for 8.1–8.3 s).
 pub const PIECE_BYTES: u64 = 16 << 20;
 
 /// How a source's rows are computed: the ranges of its `tickets` objects (in path order,
