@@ -394,15 +394,14 @@ async fn all_histories(lake: &Lake) -> (String, usize) {
     (text, reopened)
 }
 
-#[tokio::test]
-async fn on_a_generated_lake_the_stored_rows_are_the_views() {
+/// A generated lake of 3,000 tickets over four months (2025-09 to 2025-12), in `dir`.
+async fn generated_lake(dir: &std::path::Path, seed: u64) -> Lake {
     use ticketlake::engine::localtime::Month;
     use ticketlake::sources::fixtures::{FixtureOptions, write_lake as write_fixtures};
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let lake = Lake::open(dir.to_str().unwrap(), true).unwrap();
     let options = FixtureOptions {
         tickets: 3000,
-        seed: 5,
+        seed,
         start: Month::parse("2025-09").unwrap(),
         months: 4,
         ..FixtureOptions::default()
@@ -410,6 +409,13 @@ async fn on_a_generated_lake_the_stored_rows_are_the_views() {
     write_fixtures(&lake, &Config::default(), options, |_, _| {})
         .await
         .unwrap();
+    lake
+}
+
+#[tokio::test]
+async fn on_a_generated_lake_the_stored_rows_are_the_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = generated_lake(dir.path(), 5).await;
     let stored = stored_objects(&lake).await;
     assert_eq!(stored.len(), 8, "one object per source: {stored:?}");
     let (from_stored, reopened) = all_histories(&lake).await;
@@ -726,20 +732,8 @@ async fn stored_bytes(lake: &Lake) -> Vec<(String, bytes::Bytes)> {
 
 #[tokio::test]
 async fn a_source_computed_a_piece_at_a_time_stores_the_same_rows() {
-    use ticketlake::engine::localtime::Month;
-    use ticketlake::sources::fixtures::{FixtureOptions, write_lake as write_fixtures};
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
-    let options = FixtureOptions {
-        tickets: 3000,
-        seed: 9,
-        start: Month::parse("2025-09").unwrap(),
-        months: 4,
-        ..FixtureOptions::default()
-    };
-    write_fixtures(&lake, &Config::default(), options, |_, _| {})
-        .await
-        .unwrap();
+    let lake = generated_lake(dir.path(), 9).await;
     // a ticket only events name, with status events in the first and the last month:
     // its row comes from the last piece, whichever objects its events are in
     let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
