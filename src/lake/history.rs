@@ -514,17 +514,13 @@ impl Pieces {
     /// The rows of each `events` object piece `piece` reads (all when `None`).
     fn selection(&self, piece: usize) -> Option<Vec<RowSelection>> {
         let (read, total) = self.events.as_ref()?;
-        let ranges = |rows: &[Range<u32>]| {
-            rows.iter()
-                .map(|r| r.start as usize..r.end as usize)
-                .collect::<Vec<_>>()
-        };
         Some(
             read[piece]
                 .iter()
                 .zip(total)
                 .map(|(rows, &total)| {
-                    RowSelection::from_consecutive_ranges(ranges(rows).into_iter(), total as usize)
+                    let rows = rows.iter().map(|r| r.start as usize..r.end as usize);
+                    RowSelection::from_consecutive_ranges(rows, total as usize)
                 })
                 .collect(),
         )
