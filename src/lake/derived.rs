@@ -192,14 +192,7 @@ pub async fn refresh(lake: &Lake) -> Result<Vec<(String, String)>> {
 /// once: `TICKETLAKE_HISTORY_PIECE_MIB` MiB if set (less memory for more time, or the
 /// reverse), else `history::PIECE_BYTES`.
 fn piece_bytes() -> Result<u64> {
-    const VAR: &str = "TICKETLAKE_HISTORY_PIECE_MIB";
-    match std::env::var(VAR) {
-        Err(_) => Ok(super::history::PIECE_BYTES),
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(mib) if mib > 0 => Ok(mib.saturating_mul(1 << 20)),
-            _ => anyhow::bail!("{VAR}={text:?}: expected a whole number of MiB, 1 or more"),
-        },
-    }
+    Ok(super::mib_from_env("TICKETLAKE_HISTORY_PIECE_MIB")?.unwrap_or(super::history::PIECE_BYTES))
 }
 
 /// [`refresh`], computing a source's `ticket_history` a piece of at most `piece_bytes` of

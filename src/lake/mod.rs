@@ -15,6 +15,7 @@
 pub mod derived;
 mod history;
 pub mod lock;
+mod spill;
 pub mod validate;
 pub mod write;
 
@@ -228,5 +229,17 @@ impl Lake {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// A size in bytes set in MiB by the environment variable `var`, if it is set; a value
+/// that is not a whole number of MiB, 1 or more, is refused by name.
+pub(crate) fn mib_from_env(var: &str) -> Result<Option<u64>> {
+    match std::env::var(var) {
+        Err(_) => Ok(None),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(mib) if mib > 0 => Ok(Some(mib.saturating_mul(1 << 20))),
+            _ => anyhow::bail!("{var}={text:?}: expected a whole number of MiB, 1 or more"),
+        },
     }
 }

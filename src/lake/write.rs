@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
@@ -151,11 +152,55 @@ struct MergeCounts {
 
 type PartitionKey = (Table, String, String);
 
+/// The most bytes of rows the writer holds staged, by default: beyond it, the largest
+/// partitions staged are sorted and spilled to disk ([`super::spill`]). 64 MiB is about
+/// the rows of 80,000 tickets and their events; a generated month at 10M tickets is
+/// 516 MB of rows.
+pub const STAGED_BYTES: usize = 64 << 20;
+
+/// The bound on staged rows: `TICKETLAKE_WRITE_MEMORY_MIB` MiB if set, else
+/// [`STAGED_BYTES`].
+pub fn staged_bytes() -> Result<usize> {
+    Ok(super::mib_from_env("TICKETLAKE_WRITE_MEMORY_MIB")?.map_or(STAGED_BYTES, |b| b as usize))
+}
+
+/// A partition's rows staged so far: batches in memory, and runs spilled to disk.
+#[derive(Default)]
+struct Staged {
+    batches: Vec<RecordBatch>,
+    /// the memory the batches hold
+    bytes: usize,
+    runs: Vec<super::spill::Run>,
+}
+
+/// Partitions being written while the caller goes on staging rows of later months
+/// ([`LakeWriter::start_flush`]); [`LakeWriter::settle`] adds up what they did.
+pub struct Flushing(tokio::task::JoinHandle<Flushed>);
+
+impl Flushing {
+    /// Waits for every partition to be written (or to fail).
+    pub async fn done(self) -> Result<Flushed> {
+        Ok(self.0.await?)
+    }
+}
+
+/// What the partitions of one flush did, and the first failure.
+pub struct Flushed {
+    done: Vec<(PartitionKey, MergeCounts)>,
+    failed: Option<anyhow::Error>,
+}
+
 /// Stages batches and writes partitions.
 pub struct LakeWriter {
     lake: Lake,
     days: LocalDays,
-    staged: BTreeMap<PartitionKey, Vec<RecordBatch>>,
+    staged: BTreeMap<PartitionKey, Staged>,
+    /// the bytes of every partition's staged batches, and the bound on them
+    staged_bytes: usize,
+    budget: usize,
+    /// where runs are spilled (made at the first), and how many were
+    spill_dir: Option<Arc<tempfile::TempDir>>,
+    spilled: u64,
     rejected: BTreeMap<(String, Table), Vec<Rejected>>,
     watermarks: BTreeMap<String, Option<i64>>,
     history: BTreeMap<String, Option<String>>,
@@ -173,6 +218,10 @@ impl LakeWriter {
             lake,
             days,
             staged: BTreeMap::new(),
+            staged_bytes: 0,
+            budget: STAGED_BYTES,
+            spill_dir: None,
+            spilled: 0,
             rejected: BTreeMap::new(),
             watermarks: BTreeMap::new(),
             history: BTreeMap::new(),
@@ -186,6 +235,13 @@ impl LakeWriter {
     /// Stamps state files and the quarantine with `at` instead of the clock.
     pub fn at(mut self, at: Option<DateTime<Utc>>) -> LakeWriter {
         self.run_time = at;
+        self
+    }
+
+    /// Holds at most `bytes` of staged rows in memory; beyond them the largest partitions
+    /// are sorted and spilled to disk until half of it is left.
+    pub fn staging_at_most(mut self, bytes: usize) -> LakeWriter {
+        self.budget = bytes;
         self
     }
 
@@ -210,6 +266,11 @@ impl LakeWriter {
     /// Records whether the source's history could be read on this run.
     pub fn set_history(&mut self, source: &str, unavailable: Option<String>) {
         self.history.insert(source.to_string(), unavailable);
+    }
+
+    /// Runs of staged rows spilled to disk so far.
+    pub fn spilled(&self) -> u64 {
+        self.spilled
     }
 
     /// Per-source counts so far.
@@ -300,16 +361,71 @@ impl LakeWriter {
                     .collect::<Result<Vec<_>, _>>()?;
                 RecordBatch::try_new(good.schema(), columns)?
             };
-            self.staged
+            let staged = self
+                .staged
                 .entry((table, source.to_string(), month.to_string()))
-                .or_default()
-                .push(part);
+                .or_default();
+            let bytes = part.get_array_memory_size();
+            staged.bytes += bytes;
+            self.staged_bytes += bytes;
+            staged.batches.push(part);
+        }
+        if self.staged_bytes > self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Sorts and spills the partitions holding the most staged bytes, until half of the
+    /// bound is left in memory.
+    fn spill(&mut self) -> Result<()> {
+        while self.staged_bytes > self.budget / 2 {
+            let Some((key, staged)) = self
+                .staged
+                .iter_mut()
+                .filter(|(_, s)| !s.batches.is_empty())
+                .max_by_key(|(_, s)| s.bytes)
+            else {
+                break;
+            };
+            let batches = std::mem::take(&mut staged.batches);
+            self.staged_bytes -= std::mem::take(&mut staged.bytes);
+            let sorted = merge_by_key(key.0, &batches)?;
+            drop(batches);
+            let dir = match &self.spill_dir {
+                Some(dir) => Arc::clone(dir),
+                None => {
+                    let dir = tempfile::Builder::new()
+                        .prefix("ticketlake-spill-")
+                        .tempdir()
+                        .context("making a directory to spill staged rows to")?;
+                    Arc::clone(self.spill_dir.insert(Arc::new(dir)))
+                }
+            };
+            self.spilled += 1;
+            let run = super::spill::write_run(&dir, self.spilled, key.0, &sorted)?;
+            tracing::debug!(
+                table = key.0.name(),
+                source = key.1,
+                month = key.2,
+                rows = run.rows,
+                "staged rows spilled"
+            );
+            staged.runs.push(run);
         }
         Ok(())
     }
 
     /// Writes every staged partition whose month is at or before `month` (all with `None`).
     pub async fn flush(&mut self, through: Option<&str>) -> Result<()> {
+        let flushed = self.start_flush(through).done().await?;
+        self.settle(flushed)
+    }
+
+    /// Starts writing every staged partition whose month is at or before `through` (all
+    /// with `None`) and returns at once: rows of later months can be staged meanwhile.
+    /// Pass what it did to [`LakeWriter::settle`].
+    pub fn start_flush(&mut self, through: Option<&str>) -> Flushing {
         let keys: Vec<PartitionKey> = self
             .staged
             .keys()
@@ -324,13 +440,14 @@ impl LakeWriter {
         let jobs: Vec<_> = keys
             .into_iter()
             .map(|key| {
-                let batches = self.staged.remove(&key).unwrap_or_default();
+                let staged = self.staged.remove(&key).unwrap_or_default();
+                self.staged_bytes -= staged.bytes;
                 let lake = self.lake.clone();
                 async move {
                     let (table, source, month) = key.clone();
                     let written = tokio::spawn({
                         let (source, month) = (source.clone(), month.clone());
-                        async move { write_partition(&lake, table, &source, &month, batches).await }
+                        async move { write_partition(&lake, table, &source, &month, staged).await }
                     })
                     .await
                     .map_err(anyhow::Error::from)
@@ -343,22 +460,35 @@ impl LakeWriter {
             })
             .collect();
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
-        // after a failure the others still run to their end (each may be writing), so
-        // that nothing writes the lake once this returns and the lock is released
-        let mut failed = None;
-        while let Some(result) = results.next().await {
-            // what the partition held goes back as soon as it is done: a month's
-            // partitions are freed one by one while the next month is generated
-            release_free_memory();
-            let ((table, source, _), counts) = match result {
-                Ok(done) if failed.is_none() => done,
-                Ok(_) => continue,
-                Err(e) => {
-                    failed.get_or_insert(e);
-                    continue;
-                }
+        Flushing(tokio::spawn(async move {
+            let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
+            // after a failure the others still run to their end (each may be writing), so
+            // that nothing writes the lake once this returns and the lock is released
+            let mut flushed = Flushed {
+                done: Vec::new(),
+                failed: None,
             };
+            while let Some(result) = results.next().await {
+                // what the partition held goes back as soon as it is done: a month's
+                // partitions are freed one by one while the next month is generated
+                release_free_memory();
+                match result {
+                    Ok(done) => flushed.done.push(done),
+                    Err(e) => {
+                        flushed.failed.get_or_insert(e);
+                    }
+                }
+            }
+            flushed
+        }))
+    }
+
+    /// Adds up what the partitions of a flush did; its first failure, if any.
+    pub fn settle(&mut self, flushed: Flushed) -> Result<()> {
+        if let Some(e) = flushed.failed {
+            return Err(e);
+        }
+        for ((table, source, _), counts) in flushed.done {
             let table = &table;
             let rows = counts.new + counts.updated + counts.unchanged;
             let entry = self.per_source.entry(source.clone()).or_default();
@@ -380,10 +510,7 @@ impl LakeWriter {
                 self.summary.partitions += 1;
             }
         }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Writes what is left, then the quarantine, then each source's state: last.
@@ -539,10 +666,74 @@ async fn read_partition(
     Ok((batches, paths))
 }
 
+/// Writes a partition's staged rows ([`write_rows`]). Rows spilled to runs into a new
+/// partition are merged from them in order straight into the object, a few thousand at
+/// a time; into a partition that holds rows already, or with a key in two runs, they are
+/// brought back into memory and merged there.
+async fn write_partition(
+    lake: &Lake,
+    table: Table,
+    source: &str,
+    month: &str,
+    staged: Staged,
+) -> Result<MergeCounts> {
+    let Staged { batches, runs, .. } = staged;
+    if runs.is_empty() {
+        return write_rows(lake, table, source, month, batches).await;
+    }
+    let rest = match batches.is_empty() {
+        true => None,
+        false => Some(merge_by_key(table, &batches)?),
+    };
+    drop(batches);
+    let rest_hashes = rest
+        .as_ref()
+        .map(|b| super::spill::key_hashes(table, b))
+        .unwrap_or_default();
+    let existing = lake
+        .list(&Lake::partition_dir(table, source, month))
+        .await?
+        .into_iter()
+        .any(|m| m.location.as_ref().ends_with(".parquet"));
+    if existing || super::spill::repeated_key(&runs, &rest_hashes) {
+        let mut rows = Vec::new();
+        for run in runs {
+            rows.extend(super::spill::read_run(&run)?);
+        }
+        rows.extend(rest);
+        return write_rows(lake, table, source, month, rows).await;
+    }
+    drop(rest_hashes);
+    let target = Lake::partition_file(table, source, month);
+    let object = object_store::buffered::BufWriter::new(Arc::clone(&lake.store), target.clone());
+    let mut writer =
+        AsyncArrowWriter::try_new(object, table.file_schema(), Some(properties(table)?))?;
+    let mut merger = super::spill::Merger::new(table, &runs, rest)?;
+    let mut rows = 0;
+    while let Some(batch) = merger.next_batch()? {
+        rows += batch.num_rows();
+        writer.write(&batch).await?;
+    }
+    writer.close().await?;
+    tracing::debug!(
+        table = table.name(),
+        source,
+        month,
+        runs = runs.len(),
+        rows,
+        "partition written from spilled runs"
+    );
+    Ok(MergeCounts {
+        new: rows as u64,
+        written: true,
+        ..MergeCounts::default()
+    })
+}
+
 /// Merges `new` into the partition by key (new rows win), sorts it ([`merge_by_key`]) and
 /// replaces the partition's object, unless nothing changed. Counts the new rows that were
 /// new keys, that replaced a different row, and that were already there as they are.
-async fn write_partition(
+async fn write_rows(
     lake: &Lake,
     table: Table,
     source: &str,

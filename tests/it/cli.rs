@@ -169,7 +169,7 @@ fn errors_are_clear_and_exit_2() {
 }
 
 #[test]
-fn a_bad_history_piece_size_is_refused_by_name() {
+fn a_bad_memory_bound_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().to_str().unwrap();
     let out = Command::new(bin())
@@ -189,6 +189,26 @@ fn a_bad_history_piece_size_is_refused_by_name() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("TICKETLAKE_HISTORY_PIECE_MIB=\"0.5\": expected a whole number of MiB"),
+        "{err}"
+    );
+    // the bound on the rows a writer holds, before anything is written
+    let out = Command::new(bin())
+        .args([
+            "fixtures",
+            "--tickets",
+            "200",
+            "--months",
+            "1",
+            "--lake",
+            lake,
+        ])
+        .env("TICKETLAKE_WRITE_MEMORY_MIB", "lots")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("TICKETLAKE_WRITE_MEMORY_MIB=\"lots\": expected a whole number of MiB"),
         "{err}"
     );
 }

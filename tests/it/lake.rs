@@ -371,3 +371,177 @@ async fn tickets_are_stored_in_resolution_order_in_small_pages() {
     assert_eq!(got, want);
     assert_eq!(order.iter().filter(|(r, _)| r.is_none()).count(), 3334);
 }
+
+/// Every object under `tickets/` and `events/` of a lake, with its bytes.
+async fn table_objects(lake: &Lake) -> Vec<(String, bytes::Bytes)> {
+    use object_store::ObjectStoreExt;
+    let mut out = Vec::new();
+    for table in ["tickets", "events"] {
+        let prefix = object_store::path::Path::from(table);
+        for meta in lake.list(&prefix).await.unwrap() {
+            let bytes = lake.store.get(&meta.location).await.unwrap().bytes().await;
+            out.push((meta.location.to_string(), bytes.unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn rows_spilled_beyond_the_memory_bound_are_stored_as_when_held() {
+    use ticketlake::sources::fixtures::Generator;
+    let config = Config::default();
+    let opts = FixtureOptions {
+        tickets: 6000,
+        seed: 5,
+        start: Month::parse("2025-09").unwrap(),
+        months: 2,
+        ..FixtureOptions::default()
+    };
+    let mut generator = Generator::new(&config, opts, b"spill").unwrap();
+    let months: Vec<_> = (0..2).map(|k| generator.month(k)).collect();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let held = Lake::open(a.path().to_str().unwrap(), true).unwrap();
+    let spilled = Lake::open(b.path().to_str().unwrap(), true).unwrap();
+    let days = LocalDays::new(chrono_tz::Europe::Paris);
+    let mut whole = LakeWriter::new(held.clone(), days.clone());
+    // a bound of one byte: every batch staged is sorted and spilled to a run of its own
+    let mut bounded = LakeWriter::new(spilled.clone(), days).staging_at_most(1);
+    let mut batches = 0;
+    for month in &months {
+        for (source, tickets, events) in &month.sources {
+            for (table, batch) in [(Table::Tickets, tickets), (Table::Events, events)] {
+                for offset in (0..batch.num_rows()).step_by(700) {
+                    let part = batch.slice(offset, 700.min(batch.num_rows() - offset));
+                    whole.stage(table, source, &part).unwrap();
+                    bounded.stage(table, source, &part).unwrap();
+                    batches += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(whole.spilled(), 0);
+    // a batch of events spans months: it is staged in a partition of each
+    assert!(bounded.spilled() >= batches, "{} runs", bounded.spilled());
+    let (sw, sb) = (
+        whole.finish().await.unwrap(),
+        bounded.finish().await.unwrap(),
+    );
+    assert_eq!(sw, sb);
+    // 8 sources, 2 tables, 2 months (the events after the span have not happened yet)
+    assert_eq!((sw.tickets, sw.partitions), (6000, 32), "{sw:?}");
+    let (ow, ob) = (table_objects(&held).await, table_objects(&spilled).await);
+    assert_eq!(ow.len(), sw.partitions as usize);
+    let names = |o: &[(String, bytes::Bytes)]| o.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ow), names(&ob));
+    for ((name, w), (_, b)) in ow.iter().zip(&ob) {
+        assert!(
+            w == b,
+            "{name}: {} bytes whole, {} spilled",
+            w.len(),
+            b.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_key_in_two_runs_or_in_the_lake_is_merged_as_when_held() {
+    use arrow::array::AsArray;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let held = Lake::open(a.path().to_str().unwrap(), true).unwrap();
+    let spilled = Lake::open(b.path().to_str().unwrap(), true).unwrap();
+    let days = LocalDays::new(chrono_tz::Europe::Paris);
+    let batch = |rows: &[(&'static str, &str, &'static str)]| {
+        let mut tb = TicketsBuilder::default();
+        for &(id, updated, status) in rows {
+            tb.append(&ticketlake::sources::batch::TicketFields {
+                status,
+                updated_at: Some(paris(updated)),
+                ..ticket(id, "2026-04-02 09:00")
+            });
+        }
+        tb.finish()
+    };
+    // T1 staged twice, in two runs: the newer row (updated later, staged first) wins
+    let stages = [
+        batch(&[
+            ("T1", "2026-04-03 10:00", "resolved"),
+            ("T2", "2026-04-02 09:00", "new"),
+        ]),
+        batch(&[("T3", "2026-04-02 09:00", "new")]),
+        batch(&[("T1", "2026-04-02 11:00", "assigned")]),
+    ];
+    let mut whole = LakeWriter::new(held.clone(), days.clone());
+    let mut bounded = LakeWriter::new(spilled.clone(), days.clone()).staging_at_most(1);
+    for s in &stages {
+        whole.stage(Table::Tickets, "a", s).unwrap();
+        bounded.stage(Table::Tickets, "a", s).unwrap();
+    }
+    assert_eq!(bounded.spilled(), 3);
+    let (sw, sb) = (
+        whole.finish().await.unwrap(),
+        bounded.finish().await.unwrap(),
+    );
+    assert_eq!((sw.tickets, sb.tickets), (3, 3));
+    assert_eq!(table_objects(&held).await, table_objects(&spilled).await);
+    assert_eq!(
+        count(
+            &spilled,
+            "select count(*) from tickets where ticket_id = 'T1' and status = 'resolved'"
+        )
+        .await,
+        1
+    );
+
+    // onto the partition both lakes hold: T2 changes, T4 is new, T3 comes again as it is
+    let again = [
+        batch(&[
+            ("T2", "2026-04-04 09:00", "resolved"),
+            ("T4", "2026-04-05 09:00", "new"),
+        ]),
+        batch(&[("T3", "2026-04-02 09:00", "new")]),
+    ];
+    let mut whole = LakeWriter::new(held.clone(), days.clone());
+    let mut bounded = LakeWriter::new(spilled.clone(), days).staging_at_most(1);
+    for s in &again {
+        whole.stage(Table::Tickets, "a", s).unwrap();
+        bounded.stage(Table::Tickets, "a", s).unwrap();
+    }
+    assert_eq!(bounded.spilled(), 2);
+    whole.flush(None).await.unwrap();
+    bounded.flush(None).await.unwrap();
+    let (cw, cb) = (whole.counts("a"), bounded.counts("a"));
+    assert_eq!(cw, cb);
+    assert_eq!(
+        (cb.tickets_new, cb.tickets_updated, cb.unchanged),
+        (1, 1, 1)
+    );
+    whole.finish().await.unwrap();
+    bounded.finish().await.unwrap();
+    let objects = table_objects(&spilled).await;
+    assert_eq!(table_objects(&held).await, objects);
+    assert_eq!(objects.len(), 1);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        objects[0].1.clone(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut rows = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let (id, status) = (
+            b.column(0).as_string::<i32>(),
+            b.column_by_name("status").unwrap(),
+        );
+        for r in 0..b.num_rows() {
+            rows.push(format!(
+                "{}:{}",
+                id.value(r),
+                status.as_string::<i32>().value(r)
+            ));
+        }
+    }
+    // none has a resolution instant and all were created together: in key order
+    assert_eq!(rows, ["T1:resolved", "T2:resolved", "T3:new", "T4:new"]);
+}
