@@ -22,17 +22,23 @@ use std::hash::BuildHasher;
 
 use crate::model::Table;
 
-/// Rows per batch of a run and of what the merge gives: a multiple of the Parquet
-/// writer's mini-batch (1,024 rows) that divides its row groups, so a partition written
-/// from the merge is the same bytes as one written whole.
+/// Rows per batch of what the merge gives: a multiple of the Parquet writer's mini-batch
+/// (1,024 rows) that divides its row groups, so a partition written from the merge is
+/// the same bytes as one written whole.
 pub(super) const MERGE_ROWS: usize = 8192;
+
+/// Rows per batch of a run file: the merge holds one batch of each run, and a partition
+/// of 30M tickets' largest source has about 40 runs.
+const RUN_ROWS: usize = 2048;
 
 /// One spill of a partition's staged rows, sorted, on disk until the partition is written.
 pub(super) struct Run {
     path: PathBuf,
+    /// the hash of each key (8 bytes each), to find a key in two runs: on disk too, read
+    /// when the partition is written (at 30M tickets, the hashes of the runs of the
+    /// partitions staged took about 100 MB)
+    hashes: PathBuf,
     pub(super) rows: usize,
-    /// the hash of each key, to find a key in two runs
-    hashes: Vec<u64>,
     /// the spill directory, removed once its last run and the writer are gone
     _dir: Arc<tempfile::TempDir>,
 }
@@ -40,6 +46,7 @@ pub(super) struct Run {
 impl Drop for Run {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.hashes);
     }
 }
 
@@ -67,17 +74,23 @@ pub(super) fn write_run(
     let mut writer = FileWriter::try_new(BufWriter::new(file), &sorted.schema())?;
     let mut offset = 0;
     while offset < sorted.num_rows() {
-        let len = MERGE_ROWS.min(sorted.num_rows() - offset);
+        let len = RUN_ROWS.min(sorted.num_rows() - offset);
         writer.write(&sorted.slice(offset, len))?;
         offset += len;
     }
     writer
         .finish()
         .with_context(|| format!("writing {}", path.display()))?;
+    let hashes = dir.path().join(format!("run-{n}.hashes"));
+    let bytes: Vec<u8> = key_hashes(table, sorted)
+        .into_iter()
+        .flat_map(u64::to_le_bytes)
+        .collect();
+    std::fs::write(&hashes, bytes).with_context(|| format!("writing {}", hashes.display()))?;
     Ok(Run {
         path,
+        hashes,
         rows: sorted.num_rows(),
-        hashes: key_hashes(table, sorted),
         _dir: Arc::clone(dir),
     })
 }
@@ -97,14 +110,21 @@ fn reader(run: &Run) -> Result<FileReader<BufReader<File>>> {
 
 /// Whether a key hash comes back in two of the runs, or in a run and `rest` (the hashes
 /// of the rows still in memory). Each run holds each of its keys once.
-pub(super) fn repeated_key(runs: &[Run], rest: &[u64]) -> bool {
-    let mut all: Vec<u64> = runs
-        .iter()
-        .flat_map(|r| r.hashes.iter().copied())
-        .chain(rest.iter().copied())
-        .collect();
+pub(super) fn repeated_key(runs: &[Run], rest: &[u64]) -> Result<bool> {
+    let rows = runs.iter().map(|r| r.rows).sum::<usize>() + rest.len();
+    let mut all: Vec<u64> = Vec::with_capacity(rows);
+    for run in runs {
+        let bytes = std::fs::read(&run.hashes)
+            .with_context(|| format!("reading {}", run.hashes.display()))?;
+        all.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+        );
+    }
+    all.extend_from_slice(rest);
     all.sort_unstable();
-    all.windows(2).any(|w| w[0] == w[1])
+    Ok(all.windows(2).any(|w| w[0] == w[1]))
 }
 
 /// Where the merge reads a sorted run from.
@@ -122,7 +142,7 @@ impl Input {
                 if *offset >= batch.num_rows() {
                     return Ok(None);
                 }
-                let len = MERGE_ROWS.min(batch.num_rows() - *offset);
+                let len = RUN_ROWS.min(batch.num_rows() - *offset);
                 let part = batch.slice(*offset, len);
                 *offset += len;
                 Ok(Some(part))

@@ -695,7 +695,7 @@ async fn write_partition(
         .await?
         .into_iter()
         .any(|m| m.location.as_ref().ends_with(".parquet"));
-    if existing || super::spill::repeated_key(&runs, &rest_hashes) {
+    if existing || super::spill::repeated_key(&runs, &rest_hashes)? {
         let mut rows = Vec::new();
         for run in runs {
             rows.extend(super::spill::read_run(&run)?);
