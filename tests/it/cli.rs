@@ -172,45 +172,33 @@ fn errors_are_clear_and_exit_2() {
 fn a_bad_memory_bound_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().to_str().unwrap();
-    let out = Command::new(bin())
-        .args([
-            "fixtures",
-            "--tickets",
-            "200",
-            "--months",
-            "1",
-            "--lake",
-            lake,
-        ])
-        .env("TICKETLAKE_HISTORY_PIECE_MIB", "0.5")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("TICKETLAKE_HISTORY_PIECE_MIB=\"0.5\": expected a whole number of MiB"),
-        "{err}"
-    );
-    // the bound on the rows a writer holds, before anything is written
-    let out = Command::new(bin())
-        .args([
-            "fixtures",
-            "--tickets",
-            "200",
-            "--months",
-            "1",
-            "--lake",
-            lake,
-        ])
-        .env("TICKETLAKE_WRITE_MEMORY_MIB", "lots")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("TICKETLAKE_WRITE_MEMORY_MIB=\"lots\": expected a whole number of MiB"),
-        "{err}"
-    );
+    // the history's pieces, and the rows a writer holds (read before anything is written)
+    for (var, value) in [
+        ("TICKETLAKE_HISTORY_PIECE_MIB", "0.5"),
+        ("TICKETLAKE_WRITE_MEMORY_MIB", "lots"),
+    ] {
+        let out = Command::new(bin())
+            .args([
+                "fixtures",
+                "--tickets",
+                "200",
+                "--months",
+                "1",
+                "--lake",
+                lake,
+            ])
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{var}=\"{value}\": expected a whole number of MiB"
+            )),
+            "{err}"
+        );
+    }
 }
 
 #[test]
