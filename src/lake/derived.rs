@@ -185,6 +185,7 @@ pub async fn status(lake: &Lake, view: &str) -> Result<Derived> {
 /// rows do not match its events and tickets, and removes those of sources without either. Returns
 /// the (view, source) pairs refreshed. Call it under the lake's lock.
 pub async fn refresh(lake: &Lake) -> Result<Vec<(String, String)>> {
+    super::write::map_large_blocks();
     refresh_in_pieces(lake, piece_bytes()?).await
 }
 

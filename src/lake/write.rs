@@ -42,6 +42,22 @@ pub(super) fn release_free_memory() {
     }
 }
 
+/// Makes the C allocator map every block of 1 MiB or more on its own and unmap it when it
+/// is freed, for the rest of the process. The derived rows' pieces allocate and free
+/// buffers of tens of MB in turn; glibc moves its threshold up past each one freed, so
+/// that the next ones come from its arenas, where they stay resident once freed until a
+/// trim. Set when the derived rows are computed: at 10M tickets their phase of generation
+/// took 349–364 MiB rather than 470–509. Not set for the months' writes (254 rather than
+/// 286 MiB, but 4 % more time for the whole generation) nor for queries (12-month KPIs
+/// 11 % slower for 12 % less memory).
+pub fn map_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of the allocator
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// Rows per Parquet data page (at most): a month's partition is one row group, and its
 /// pages' statistics (the page index) let a KPI skip parts of it.
 pub const PAGE_ROWS: usize = 4096;
