@@ -720,17 +720,31 @@ async fn write_partition(
         return write_rows(lake, table, source, month, rows).await;
     }
     drop(rest_hashes);
+    let mut merger = super::spill::Merger::new(table, &runs, rest)?;
     let target = Lake::partition_file(table, source, month);
     let object = object_store::buffered::BufWriter::new(Arc::clone(&lake.store), target.clone());
     let mut writer =
         AsyncArrowWriter::try_new(object, table.file_schema(), Some(properties(table)?))?;
-    let mut merger = super::spill::Merger::new(table, &runs, rest)?;
-    let mut rows = 0;
-    while let Some(batch) = merger.next_batch()? {
-        rows += batch.num_rows();
-        writer.write(&batch).await?;
+    let merged: Result<usize> = async {
+        let mut rows = 0;
+        while let Some(batch) = merger.next_batch()? {
+            rows += batch.num_rows();
+            writer.write(&batch).await?;
+        }
+        Ok(rows)
     }
-    writer.close().await?;
+    .await;
+    let rows = match merged {
+        Ok(rows) => {
+            writer.close().await?;
+            rows
+        }
+        Err(e) => {
+            // the upload is abandoned: nothing appears at the target (as in `derived`)
+            let _ = writer.into_inner().abort().await;
+            return Err(e);
+        }
+    };
     tracing::debug!(
         table = table.name(),
         source,
