@@ -462,7 +462,8 @@ async fn a_key_in_two_runs_or_in_the_lake_is_merged_as_when_held() {
         }
         tb.finish()
     };
-    // T1 staged twice, in two runs: the newer row (updated later, staged first) wins
+    // T1 staged twice, in two runs: the newer row (updated later, staged first) wins; T5
+    // twice in one run (of another source: a partition of its own), the newer last
     let stages = [
         batch(&[
             ("T1", "2026-04-03 10:00", "resolved"),
@@ -470,24 +471,37 @@ async fn a_key_in_two_runs_or_in_the_lake_is_merged_as_when_held() {
         ]),
         batch(&[("T3", "2026-04-02 09:00", "new")]),
         batch(&[("T1", "2026-04-02 11:00", "assigned")]),
+        batch(&[
+            ("T5", "2026-04-02 09:00", "new"),
+            ("T5", "2026-04-06 09:00", "resolved"),
+        ]),
     ];
     let mut whole = LakeWriter::new(held.clone(), days.clone());
     let mut bounded = LakeWriter::new(spilled.clone(), days.clone()).staging_at_most(1);
-    for s in &stages {
-        whole.stage(Table::Tickets, "a", s).unwrap();
-        bounded.stage(Table::Tickets, "a", s).unwrap();
+    for (i, s) in stages.iter().enumerate() {
+        let source = if i == 3 { "b" } else { "a" };
+        whole.stage(Table::Tickets, source, s).unwrap();
+        bounded.stage(Table::Tickets, source, s).unwrap();
     }
-    assert_eq!(bounded.spilled(), 3);
+    assert_eq!(bounded.spilled(), 4);
     let (sw, sb) = (
         whole.finish().await.unwrap(),
         bounded.finish().await.unwrap(),
     );
-    assert_eq!((sw.tickets, sb.tickets), (3, 3));
+    assert_eq!((sw.tickets, sb.tickets), (4, 4));
     assert_eq!(table_objects(&held).await, table_objects(&spilled).await);
     assert_eq!(
         count(
             &spilled,
             "select count(*) from tickets where ticket_id = 'T1' and status = 'resolved'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &spilled,
+            "select count(*) from tickets where ticket_id = 'T5' and status = 'resolved'"
         )
         .await,
         1
@@ -520,6 +534,10 @@ async fn a_key_in_two_runs_or_in_the_lake_is_merged_as_when_held() {
     bounded.finish().await.unwrap();
     let objects = table_objects(&spilled).await;
     assert_eq!(table_objects(&held).await, objects);
+    let objects: Vec<_> = objects
+        .into_iter()
+        .filter(|(name, _)| name.contains("source=a/"))
+        .collect();
     assert_eq!(objects.len(), 1);
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         objects[0].1.clone(),
