@@ -233,7 +233,7 @@ fn compact(a: &ArrayRef) -> Result<ArrayRef> {
 }
 
 /// The hash of a ticket id in a [`Listed`] (the same in all).
-fn hash(id: &str) -> u64 {
+pub(super) fn hash(id: &str) -> u64 {
     foldhash::fast::FixedState::default().hash_one(id)
 }
 

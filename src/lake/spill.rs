@@ -18,7 +18,6 @@ use arrow::compute::interleave;
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
-use std::hash::BuildHasher;
 
 use crate::model::Table;
 
@@ -50,15 +49,14 @@ impl Drop for Run {
     }
 }
 
-/// The hash of each key of `batch` (the same on every run of the process).
+/// The hash of each key of `batch` (the history's planning's, the same in every run).
 pub(super) fn key_hashes(table: Table, batch: &RecordBatch) -> Vec<u64> {
-    let state = foldhash::fast::FixedState::with_seed(0);
     let keys = batch
         .column_by_name(table.key_column())
         .expect("canonical column")
         .as_string::<i32>();
     keys.iter()
-        .map(|k| state.hash_one(k.unwrap_or_default()))
+        .map(|k| super::history::hash(k.unwrap_or_default()))
         .collect()
 }
 

@@ -176,7 +176,7 @@ pub const STAGED_BYTES: usize = 64 << 20;
 
 /// The bound on staged rows: `TICKETLAKE_WRITE_MEMORY_MIB` MiB if set, else
 /// [`STAGED_BYTES`].
-pub fn staged_bytes() -> Result<usize> {
+pub fn staging_bound() -> Result<usize> {
     Ok(super::mib_from_env("TICKETLAKE_WRITE_MEMORY_MIB")?.map_or(STAGED_BYTES, |b| b as usize))
 }
 

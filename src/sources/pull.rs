@@ -191,7 +191,7 @@ async fn pull_locked(
             "decoded and normalised"
         );
         let mut writer = LakeWriter::new(lake.clone(), days.clone())
-            .staging_at_most(crate::lake::write::staged_bytes()?)
+            .staging_at_most(crate::lake::write::staging_bound()?)
             .clearing_quarantine()
             .at(opts.now);
         let mut by_table: std::collections::BTreeMap<Table, Vec<_>> = Default::default();
