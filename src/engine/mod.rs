@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod cluster;
+pub mod held;
 pub mod localtime;
 pub mod open_days;
 pub mod quantile;
@@ -22,6 +23,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::ColumnarValue;
 use datafusion::logical_expr::function::AccumulatorArgs;
@@ -64,6 +66,17 @@ pub fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+/// A session of this process with `config` and ticketlake's physical optimizer rule
+/// ([`held::HeldValuesInOnePhase`]).
+pub fn local_context(config: SessionConfig) -> SessionContext {
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(held::HeldValuesInOnePhase))
+        .build();
+    SessionContext::new_with_state(state)
+}
+
 /// A session over `lake` with every table, view and function registered; its queries
 /// run in this process or on the Ballista cluster of the config's `engine`.
 pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
@@ -74,7 +87,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
                 .with_target_partitions(
                     std::thread::available_parallelism().map_or(2, |n| n.get()),
                 );
-            SessionContext::new_with_config(cfg)
+            local_context(cfg)
         }
         cluster::Engine::Cluster { host, port } => cluster::connect(&host, port, lake).await?,
     };
