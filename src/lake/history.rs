@@ -321,18 +321,30 @@ fn flags(from: Option<&str>, to: Option<&str>) -> u8 {
     f
 }
 
-/// One status event, compactly (24 bytes): its ticket's number (its rank in the stored
-/// order, once known), what it says, when, and where its event_id is kept.
+/// One status event, compactly (16 bytes): its ticket's number (its rank in the stored
+/// order, once known), when, what it says (the flags, in the top 4 bits of `said`) and
+/// its position among the piece's status events as read (the other 28), which tells
+/// where its event_id is kept.
 #[derive(Debug, Clone, Copy)]
 struct Event {
     ticket: u32,
-    flags: u8,
-    batch: u32,
-    row: u32,
+    said: u32,
     at: i64,
 }
 
-const _: () = assert!(std::mem::size_of::<Event>() == 24);
+const _: () = assert!(std::mem::size_of::<Event>() == 16);
+
+/// How many status events a piece can hold: positions have 28 bits.
+const MAX_STATUS_EVENTS: usize = 1 << 28;
+
+impl Event {
+    fn flags(&self) -> u8 {
+        (self.said >> 28) as u8
+    }
+    fn position(&self) -> usize {
+        (self.said & (MAX_STATUS_EVENTS as u32 - 1)) as usize
+    }
+}
 
 /// A list column of `field` from per-row optional lists (None: a null list).
 struct Lists {
@@ -576,6 +588,8 @@ pub async fn compute(
     // events are kept (for ties and pending periods), the other columns go as read; of
     // the other events, only that their ticket has one, and a transfer
     let mut event_ids: Vec<StringArray> = Vec::new();
+    // the position of the first status event of each batch of `event_ids`
+    let mut firsts: Vec<usize> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
     // each ticket's first event, by number (i64::MAX: none yet)
     let mut first_event: Vec<i64> = vec![i64::MAX; known.len()];
@@ -599,6 +613,16 @@ pub async fn compute(
                 })
             };
             let (status, transfer) = (is("status")?, is("transfer")?);
+            // sized exactly, batch by batch: doubled, the vector was up to half empty
+            // (and is the largest of a piece); large blocks grow by remapping their pages
+            let count = status.true_count();
+            if events.len() + count > MAX_STATUS_EVENTS {
+                bail!(
+                    "ticket_history of {source}: more than {MAX_STATUS_EVENTS} status events in one piece"
+                );
+            }
+            events.reserve_exact(count);
+            firsts.push(events.len());
             let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
             let (ticket, from, to, at) = (
                 s("ticket_id")?,
@@ -606,8 +630,6 @@ pub async fn compute(
                 s("to_value")?,
                 timestamps(&b, "at")?,
             );
-            let batch = event_ids.len() as u32;
-            let mut row = 0u32;
             // a ticket's events often come one after another: its number is looked up once
             let mut last: Option<(&str, u32)> = None;
             for r in 0..b.num_rows() {
@@ -634,14 +656,12 @@ pub async fn compute(
                 let first = &mut first_event[n as usize];
                 *first = (*first).min(at.value(r));
                 if status.value(r) {
+                    let said = (flags(opt(from, r), opt(to, r)) as u32) << 28;
                     events.push(Event {
                         ticket: n,
-                        flags: flags(opt(from, r), opt(to, r)),
-                        batch,
-                        row,
+                        said: said | events.len() as u32,
                         at: at.value(r),
                     });
-                    row += 1;
                 }
             }
             let ids = arrow::compute::filter(s("event_id")?, &status)?;
@@ -728,7 +748,13 @@ pub async fn compute(
     let copied = Tickets::copied(copied_batches, &numbers)?;
     drop(numbers);
     drop(by_rank);
-    let event_id = |e: &Event| event_ids[e.batch as usize].value(e.row as usize);
+    let event_id = |e: &Event| {
+        let p = e.position();
+        // the last batch that starts at or before it (a batch without any starts where
+        // the next one does)
+        let batch = firsts.partition_point(|&first| first <= p) - 1;
+        event_ids[batch].value(p - firsts[batch])
+    };
     events.sort_unstable_by(|x, y| {
         (x.ticket, x.at)
             .cmp(&(y.ticket, y.at))
@@ -740,7 +766,8 @@ pub async fn compute(
     let mut first_status = times(ids.len());
     let mut first_resolved = times(ids.len());
     let mut reopened = BooleanBuilder::with_capacity(ids.len());
-    let (mut open_from, mut open_to) = (times(events.len()), times(events.len()));
+    let opens = events.iter().filter(|e| e.flags() & OPENS != 0).count();
+    let (mut open_from, mut open_to) = (times(opens), times(opens));
     let (mut pending_id, mut pending_from, mut pending_to) =
         (StringBuilder::new(), times(0), times(0));
     let (mut open_lists, mut pending_lists) = (Lists::new(), Lists::new());
@@ -765,15 +792,15 @@ pub async fn compute(
         let mut again = false;
         for (k, e) in ticket.iter().enumerate() {
             let next_at = ticket.get(k + 1).map(|e| e.at);
-            if e.flags & TO_RESOLVED != 0 && resolved.is_none() {
+            if e.flags() & TO_RESOLVED != 0 && resolved.is_none() {
                 resolved = Some(e.at);
             }
-            again |= e.flags & REOPENS != 0;
-            if e.flags & OPENS != 0 {
+            again |= e.flags() & REOPENS != 0;
+            if e.flags() & OPENS != 0 {
                 open_from.append_value(e.at);
                 open_to.append_option(next_at);
             }
-            if e.flags & TO_PENDING != 0 {
+            if e.flags() & TO_PENDING != 0 {
                 pending_id.append_value(event_id(e));
                 pending_from.append_value(e.at);
                 pending_to.append_option(next_at);

@@ -775,3 +775,55 @@ async fn a_source_computed_a_piece_at_a_time_stores_the_same_rows() {
     }
     assert_eq!(all_histories(&lake).await.0, rows);
 }
+
+#[tokio::test]
+async fn a_pending_event_read_after_a_month_without_status_events_keeps_its_id() {
+    // c's events objects are read one after the other: March (C1's status events),
+    // April (a transfer only: no status event), May (C3's). A status event's id is found
+    // from its position among those read; the April batch starts where May's does
+    let mut events = Vec::new();
+    history(
+        &mut events,
+        "C1",
+        &[
+            ("2026-03-02 09:00", Some("new"), "pending"),
+            ("2026-03-03 09:00", Some("pending"), "assigned"),
+        ],
+    );
+    events.push((
+        "C2".into(),
+        "000003".into(),
+        paris("2026-04-01 10:00"),
+        "transfer".into(),
+        Some("school".into()),
+        Some("group".into()),
+    ));
+    history(
+        &mut events,
+        "C3",
+        &[
+            ("2026-05-04 09:00", Some("new"), "pending"),
+            ("2026-05-05 10:00", Some("pending"), "resolved"),
+        ],
+    );
+    let source = SourceData {
+        id: "c",
+        tickets: vec![
+            ticket("C1", "2026-03-02 08:00"),
+            ticket("C2", "2026-04-01 08:00"),
+            ticket("C3", "2026-05-04 08:00"),
+        ],
+        events,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &[source]).await;
+    let expected = vec![
+        row("c C1 000001", "2026-03-02 09:00", Some("2026-03-03 09:00")),
+        row("c C3 000004", "2026-05-04 09:00", Some("2026-05-05 10:00")),
+    ];
+    assert_eq!(pending(&lake).await, (expected.clone(), true));
+    for o in stored_objects(&lake).await {
+        lake.store.delete(&o.as_str().into()).await.unwrap();
+    }
+    assert_eq!(pending(&lake).await, (expected, false));
+}
