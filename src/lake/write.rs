@@ -485,9 +485,6 @@ impl LakeWriter {
                 failed: None,
             };
             while let Some(result) = results.next().await {
-                // what the partition held goes back as soon as it is done: a month's
-                // partitions are freed one by one while the next month is generated
-                release_free_memory();
                 match result {
                     Ok(done) => flushed.done.push(done),
                     Err(e) => {
@@ -495,6 +492,12 @@ impl LakeWriter {
                     }
                 }
             }
+            // what the month's partitions held goes back once they are all written, while
+            // the next month is generated. Trimmed after each partition, the pages given
+            // back were mapped again at once by the next: a fifth of the 3M generation's
+            // time went to system calls and page faults (16.4 s against 15.5 s whole,
+            // 2.5M page faults against 1.2M), for 5 % less memory
+            release_free_memory();
             flushed
         }))
     }
