@@ -23,6 +23,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::InputOrderMode;
 use datafusion::physical_plan::Partitioning;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::repartition::RepartitionExec;
@@ -81,7 +82,10 @@ fn one_phase(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPl
     if *first.mode() != AggregateMode::Partial || !groups.is_single() || groups.is_empty() {
         return Ok(None);
     }
-    if !holds_values(first)? {
+    // an aggregate over ordered rows (`array_agg(x order by y)`, or groups streamed in
+    // the input's order) needs that order, which a repartition of the input rows loses
+    let ordered = first.aggr_expr().iter().any(|a| !a.order_bys().is_empty());
+    if ordered || *first.input_order_mode() != InputOrderMode::Linear || !holds_values(first)? {
         return Ok(None);
     }
     let keys = groups.expr().iter().map(|(e, _)| Arc::clone(e)).collect();
@@ -166,9 +170,16 @@ mod tests {
         let held =
             "select g, quantiles_cont(x, 0.5, 0.9) as q, sum(x) as s from t group by g order by g";
         assert_eq!(modes(&ctx, held).await, ["SinglePartitioned"]);
-        // a sum alone keeps its two phases
+        // a sum alone keeps its two phases, and so do values gathered in an order
         let summed = "select g, sum(x) from t group by g";
         assert_eq!(modes(&ctx, summed).await, ["FinalPartitioned", "Partial"]);
+        let ordered = "select g, array_agg(x order by x desc) as a from t group by g order by g";
+        assert_ne!(modes(&ctx, ordered).await, ["SinglePartitioned"]);
+        let rows = ctx.sql(ordered).await.unwrap().collect().await.unwrap();
+        let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+        let a = rows.column(1).as_list::<i32>();
+        let a = |r: usize| a.value(r).as_primitive::<Float64Type>().values().to_vec();
+        assert_eq!((a(0), a(1)), (vec![4.0, 3.0, 2.0, 1.0], vec![20.0, 10.0]));
 
         let rows = ctx.sql(held).await.unwrap().collect().await.unwrap();
         let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
