@@ -30,10 +30,10 @@ use super::validate::{self, Rejected};
 use crate::engine::localtime::{LocalDays, Month};
 use crate::model::Table;
 
-/// Gives the memory the C allocator holds free back to the system, after each partition
-/// written and each source's derived rows. glibc keeps what was freed in its arenas: a
-/// month's write at 10M tickets rose from 0.6 to 1.7 GB while its partitions were freed
-/// one by one, when this ran only once a month was written.
+/// Gives the memory the C allocator holds free back to the system, once a month's
+/// partitions are written and after each source's derived rows. glibc keeps what was
+/// freed in its arenas: a month's write at 10M tickets rose from 0.6 to 1.7 GB when
+/// nothing gave it back.
 pub(super) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists
