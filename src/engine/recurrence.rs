@@ -324,14 +324,7 @@ mod tests {
         let ScalarValue::List(list) = acc.evaluate().unwrap() else {
             panic!("a list")
         };
-        let rows = list.value(0);
-        let rows = rows.as_struct();
-        let at = rows.column(0).as_primitive::<TimestampMicrosecondType>();
-        let n = rows.column(1).as_primitive::<Int64Type>();
-        let r = rows.column(2).as_primitive::<Int64Type>();
-        (0..rows.len())
-            .map(|i| (at.value(i), n.value(i), r.value(i)))
-            .collect()
+        groups_rows(&list).remove(0)
     }
 
     #[test]
@@ -375,9 +368,8 @@ mod tests {
         assert_eq!(rows(&mut empty), vec![]);
     }
 
-    /// Each group's (at, n, recurring) triples of a groups accumulator's column.
-    fn groups_rows(column: &ArrayRef) -> Vec<Vec<(i64, i64, i64)>> {
-        let lists = column.as_list::<i32>();
+    /// Each group's (at, n, recurring) triples of a column of lists of instants.
+    fn groups_rows(lists: &ListArray) -> Vec<Vec<(i64, i64, i64)>> {
         (0..lists.len())
             .map(|g| {
                 let rows = lists.value(g);
@@ -420,7 +412,7 @@ mod tests {
         let column = acc.evaluate(EmitTo::All).unwrap();
         assert_eq!(acc.held, 0);
         assert_eq!(
-            groups_rows(&column),
+            groups_rows(column.as_list::<i32>()),
             vec![
                 // 12, 20 (8 after 12), 20 again: counted once, n = 2, both recur
                 vec![(12, 1, 0), (20, 2, 2)],
