@@ -257,7 +257,7 @@ fn kpis(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(async {
                     let ctx = ticketlake::engine::session(&lake, &config).await?;
-                    kpi::run(&ctx, &days, &[], period).await
+                    kpi::run(&ctx, &lake, &days, &[], period).await
                 })
                 .expect("the KPIs run")
             })

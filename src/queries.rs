@@ -75,6 +75,13 @@ const KPIS: &[(&str, &str)] = &[
     ),
 ];
 
+/// How the rows of a KPI computed a few months at a time (`-- Split: month` in its query)
+/// are put together, when not in order: (KPI name, SQL over the table `chunks`).
+const COMBINE: &[(&str, &str)] = &[(
+    "recurring_pairs",
+    include_str!("../queries/combine/recurring_pairs.sql"),
+)];
+
 /// The decision model's measured inputs (`queries/decision/`).
 const DECISION: &[(&str, &str)] = &[
     ("volumes", include_str!("../queries/decision/volumes.sql")),
@@ -109,6 +116,16 @@ fn load(folder: &str, name: &str, embedded: &str) -> Result<String> {
         None => embedded.to_string(),
     };
     Ok(text.trim().trim_end_matches(';').to_string())
+}
+
+/// The SQL that puts together the rows of a KPI computed a few months at a time, when
+/// it has one (else the rows are put one after the other).
+pub fn combine(name: &str) -> Result<Option<String>> {
+    COMBINE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, s)| load("combine", n, s))
+        .transpose()
 }
 
 /// The shared views, in dependency order.

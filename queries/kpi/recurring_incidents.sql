@@ -1,6 +1,7 @@
 -- KPI recurring_incidents: incidents created in the period that have an earlier incident
 -- of the same org, service, category and subcategory (a missing category matches a
 -- missing one) created in the 30 days (30 × 24 h) before it, strictly earlier.
+-- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of created_at. Parameters: $start, $end.
 -- Output: month, incidents, recurring (counts), recurring_rate (lower is better).
 with incidents as (

@@ -2,6 +2,8 @@
 -- of recurring_incidents (an earlier incident of the same org, service, category and
 -- subcategory created in the 30 days before it), counted over the whole period by
 -- service and category, most recurring first.
+-- Split: month, then combined by queries/combine/recurring_pairs.sql (a chunk's rows are
+-- summed with the others')
 -- Grain: one row per service, category (null: no category). Parameters: $start, $end.
 -- Output: service, category, incidents, recurring (counts), recurring_rate (lower is
 -- better).

@@ -1,5 +1,6 @@
 -- KPI resolution_time: tickets resolved in the period (status resolved or closed now,
 -- resolved_at in the period), time from created_at to resolved_at.
+-- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of resolved_at, desk, priority.
 -- Parameters: $start, $end.
 -- Output: month, desk, priority, resolved (count), mean_h / median_h / p90_h (wall-clock

@@ -4,6 +4,7 @@
 -- Ownership side: tickets created in the period and assigned, business TTO as in
 -- time_to_own. Medians and p90 are exact over all the month's tickets (they cannot be
 -- derived from the per-desk, per-priority medians of those KPIs).
+-- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month (of resolved_at for the resolution side, of created_at
 -- for the ownership side). Parameters: $start, $end.
 -- Output: month, resolved (count), median_bh, p90_bh (business hours; lower is better),

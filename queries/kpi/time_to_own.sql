@@ -1,6 +1,7 @@
 -- KPI time_to_own: tickets created in the period and assigned, business time from
 -- created_at to assigned_at in the org's calendar, minus the business time spent
 -- `pending` before the assignment (the same rule as resolution_time).
+-- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of created_at, desk, priority.
 -- Parameters: $start, $end.
 -- Output: month, desk, priority, owned (count), median_bh (exact), mean_bh (business

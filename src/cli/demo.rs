@@ -129,7 +129,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let last: Month = opts.start.plus(opts.months as i32 - 1);
     let days = LocalDays::new(config.tz()?);
     let ctx = crate::engine::session(&lake, &config).await?;
-    let mut results = kpi::run(&ctx, &days, &[], Period::new(last, last)?).await?;
+    let mut results = kpi::run(&ctx, &lake, &days, &[], Period::new(last, last)?).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

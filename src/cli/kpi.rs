@@ -53,7 +53,7 @@ pub async fn run(args: KpiArgs) -> Result<ExitCode> {
     let (config, lake, days) = args.lake.with_engine(&args.engine).open()?;
     let period = Period::new(args.from, args.to.unwrap_or(args.from))?;
     let ctx = crate::engine::session(&lake, &config).await?;
-    let results = kpi::run(&ctx, &days, &args.kpis, period).await?;
+    let results = kpi::run(&ctx, &lake, &days, &args.kpis, period).await?;
     let mut out = std::io::stdout().lock();
     print(&mut out, &results, args.format)?;
     out.flush()?;

@@ -19,6 +19,7 @@ mod spill;
 pub mod validate;
 pub mod write;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -157,6 +158,25 @@ impl Lake {
             .with_context(|| format!("listing {prefix} in lake '{}'", self.location))?;
         metas.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(metas)
+    }
+
+    /// The bytes of `table`'s Parquet objects in each month partition (`YYYY-MM`), over
+    /// all sources: a measure of how much a query over those months reads.
+    pub async fn month_bytes(&self, table: Table) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for meta in self.list(&ObjectPath::from(table.name())).await? {
+            if meta.location.extension() != Some("parquet") {
+                continue;
+            }
+            let month = meta
+                .location
+                .parts()
+                .find_map(|p| p.as_ref().strip_prefix("month=").map(str::to_string));
+            if let Some(month) = month {
+                *out.entry(month).or_insert(0) += meta.size;
+            }
+        }
+        Ok(out)
     }
 
     /// The sources that have data or state in the lake.

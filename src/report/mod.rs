@@ -139,7 +139,7 @@ pub async fn gather<'a>(
         .iter()
         .map(|n| (*n, trend_period))
         .chain(data::MONTH_KPIS.iter().map(|n| (*n, month_period)));
-    let results = kpi::side_by_side(&ctx, days, jobs).await?;
+    let results = kpi::side_by_side(&ctx, lake, days, jobs).await?;
     let (trend, current) = results.split_at(data::TREND_KPIS.len());
     // the decision over the window that ends with the report's month
     let window = config.decision.window_months as i32;

@@ -104,12 +104,31 @@ pub async fn write_into(lake: Lake, sources: &[SourceData]) -> Lake {
 
 /// All KPIs of [from, to] as the JSON contract of `kpi --format json`.
 pub async fn kpis(lake: &Lake, from: &str, to: &str) -> serde_json::Value {
+    kpis_in_chunks(lake, from, to, None).await
+}
+
+/// All KPIs of [from, to], those split by month computed over chunks of about `bytes` of
+/// tickets (None: as `kpi` does).
+pub async fn kpis_in_chunks(
+    lake: &Lake,
+    from: &str,
+    to: &str,
+    bytes: Option<u64>,
+) -> serde_json::Value {
     let config = Config::default();
     let ctx = ticketlake::engine::session(lake, &config).await.unwrap();
     let days = LocalDays::new(chrono_tz::Europe::Paris);
     let period = Period::new(Month::parse(from).unwrap(), Month::parse(to).unwrap()).unwrap();
-    let results = kpi::run(&ctx, &days, &[], period).await.unwrap();
-    kpi::to_json(&results).unwrap()
+    let results = match bytes {
+        None => kpi::run(&ctx, lake, &days, &[], period).await,
+        Some(bytes) => {
+            let jobs = ticketlake::queries::kpi_names()
+                .into_iter()
+                .map(|n| (n, period));
+            kpi::side_by_side_in(&ctx, lake, &days, jobs, bytes).await
+        }
+    };
+    kpi::to_json(&results.unwrap()).unwrap()
 }
 
 /// The float at `row[key]`, or a panic naming what is missing.

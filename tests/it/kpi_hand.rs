@@ -5,6 +5,8 @@
 //! ends on Sunday 25 October 2026.
 
 use serde_json::json;
+use ticketlake::engine::localtime::Month;
+use ticketlake::kpi::{self, Period};
 use ticketlake::sources::batch::TicketFields;
 
 use super::common::*;
@@ -670,6 +672,29 @@ async fn a_period_of_two_months_keeps_months_apart() {
 }
 
 #[tokio::test]
+async fn a_period_computed_a_month_at_a_time_gives_the_same_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = write_lake(dir.path(), &sources()).await;
+    // one byte a chunk: March and April apart (the lake holds tickets of both)
+    let sizes = lake
+        .month_bytes(ticketlake::model::Table::Tickets)
+        .await
+        .unwrap();
+    let period = Period::new(
+        Month::parse("2026-03").unwrap(),
+        Month::parse("2026-04").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kpi::chunks(period, &sizes, 1).len(), 2);
+    let whole = kpis(&lake, "2026-03", "2026-04").await;
+    assert_eq!(
+        kpis_in_chunks(&lake, "2026-03", "2026-04", Some(1)).await,
+        whole
+    );
+    assert_eq!(whole["backlog"].as_array().unwrap().len(), 31 + 30);
+}
+
+#[tokio::test]
 async fn the_same_figures_from_an_object_store_that_is_not_a_disk() {
     let store = std::sync::Arc::new(object_store::memory::InMemory::new());
     let lake = write_into(
@@ -819,4 +844,31 @@ async fn incidents_at_the_same_instant_recur_together_or_not_at_all() {
     assert_eq!(rp[1]["category"], json!(null));
     assert_eq!(num(&rp[1], "incidents"), 1.0);
     assert_eq!(num(&rp[1], "recurring"), 0.0);
+
+    // April and May computed apart (chunks of one byte), then put together. April: A1 D1
+    // E1, none recurs (nothing earlier). May's chunk looks back into April: A2 A3 recur
+    // after A1, D2 after D1 (as above)
+    let k = kpis_in_chunks(&lake, "2026-04", "2026-05", Some(1)).await;
+    let ri = k["recurring_incidents"].as_array().unwrap();
+    assert_eq!(ri.len(), 2);
+    assert_eq!(
+        (num(&ri[0], "incidents"), num(&ri[0], "recurring")),
+        (3.0, 0.0)
+    );
+    assert_eq!(
+        (num(&ri[1], "incidents"), num(&ri[1], "recurring")),
+        (6.0, 3.0)
+    );
+    // one row per service and category over both months: Messagerie/boîte A1 A2 A3 B1 B2
+    // D1 D2 (3 recur: 3/7), Logiciels E1 E2 (none)
+    let rp = k["recurring_pairs"].as_array().unwrap();
+    assert_eq!(rp.len(), 2);
+    assert_eq!(rp[0]["service"], json!("Messagerie"));
+    assert_eq!(num(&rp[0], "incidents"), 7.0);
+    assert_eq!(num(&rp[0], "recurring"), 3.0);
+    assert_close(num(&rp[0], "recurring_rate"), 3.0 / 7.0, "3 of 7");
+    assert_eq!(rp[1]["service"], json!("Logiciels"));
+    assert_eq!(num(&rp[1], "incidents"), 2.0);
+    assert_eq!(num(&rp[1], "recurring"), 0.0);
+    assert_eq!(k, kpis(&lake, "2026-04", "2026-05").await);
 }
