@@ -6,7 +6,6 @@
 -- it was canceled), or still open when its status is open.
 -- Age at the end of day d = d − the local day of created_at, in days; buckets 0–7, 8–30,
 -- 31–90 and over 90 days.
--- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local day. Parameters: $start, $end.
 -- Output: day, open_tickets, age_0_7, age_8_30, age_31_90, age_over_90 (counts; lower is better).
 -- Method: each open span is a range of local days [from_day, to_day) of a ticket created

@@ -1,6 +1,5 @@
 -- KPI effort: time spent on tickets resolved in the period (status resolved or closed
 -- now, resolved_at in the period), where the source records it.
--- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of resolved_at, desk, service_scope.
 -- Parameters: $start, $end.
 -- Output: month, desk, service_scope, resolved, with_effort (counts), effort_min (sum of

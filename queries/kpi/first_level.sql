@@ -1,6 +1,5 @@
 -- KPI first_level: tickets resolved in the period (status resolved or closed now,
 -- resolved_at in the period) that never left level 1.
--- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of resolved_at, desk. Parameters: $start, $end.
 -- Output: month, desk, resolved (count), first_level (count with level = 1),
 -- first_level_rate (higher is better).

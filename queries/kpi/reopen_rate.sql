@@ -2,7 +2,6 @@
 -- reopened = the ticket has a status event from resolved or closed to a status other
 -- than resolved, closed, canceled (at any time). Needs status history: tickets of a
 -- source without events are not counted.
--- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of the first resolution.
 -- Parameters: $start, $end.
 -- Output: month, first_resolved, reopened (counts), reopen_rate (lower is better).

@@ -1,6 +1,5 @@
 -- KPI requalification: tickets created in the period that were transferred between
 -- desks (at least one `transfer` event, at any time).
--- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of created_at. Parameters: $start, $end.
 -- Output: month, tickets, transferred (counts), rate (lower is better).
 -- Method: the view ticket_history (stored in the lake) has a row per ticket of `tickets`

@@ -1,6 +1,5 @@
 -- KPI satisfaction: tickets closed in the period (status closed now, closed_at in the
 -- period) and their survey answers.
--- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of closed_at. Parameters: $start, $end.
 -- Output: month, closed, answered (counts), answer_rate (answered ÷ closed),
 -- satisfied_rate (share of answers >= 4; null without answers), mean_score (1..5).

@@ -1,5 +1,4 @@
 -- KPI volume: tickets created in the period.
--- Split: month (its rows over a period are its rows over each month of it, in order)
 -- Grain: one row per local month of created_at, org, desk, service, service_scope, kind, channel.
 -- Parameters: $start, $end (UTC instants of local month starts; period = [$start, $end)).
 -- Output: month, org, desk, service, service_scope, kind, channel, tickets (count).

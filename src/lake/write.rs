@@ -47,9 +47,11 @@ pub(super) fn release_free_memory() {
 /// buffers of tens of MB in turn; glibc moves its threshold up past each one freed, so
 /// that the next ones come from its arenas, where they stay resident once freed until a
 /// trim. Set when the derived rows are computed: at 10M tickets their phase of generation
-/// took 349–364 MiB rather than 470–509. Not set for the months' writes (254 rather than
-/// 286 MiB, but 4 % more time for the whole generation) nor for queries (12-month KPIs
-/// 11 % slower for 12 % less memory).
+/// took 349–364 MiB rather than 470–509. Set for the KPIs too
+/// ([`crate::kpi::side_by_side`]): with their periods cut into chunks, the 12-month set
+/// at 10M took 240–260 MiB rather than 330–350, for up to a tenth more time (over the
+/// whole period at once: 12 % less for 11 % more time). Not set for the months' writes
+/// (254 rather than 286 MiB, but 4 % more time for the whole generation).
 pub fn map_large_blocks() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a parameter of the allocator

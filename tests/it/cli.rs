@@ -199,6 +199,32 @@ fn a_bad_memory_bound_is_refused_by_name() {
             "{err}"
         );
     }
+    // the KPIs' chunks (read when the KPIs start)
+    let (code, _, err) = run(&[
+        "fixtures",
+        "--tickets",
+        "200",
+        "--start",
+        "2026-01",
+        "--months",
+        "2",
+        "--lake",
+        lake,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = Command::new(bin())
+        .args([
+            "kpi", "--lake", lake, "--from", "2026-01", "--to", "2026-02",
+        ])
+        .env("TICKETLAKE_KPI_CHUNK_MIB", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("TICKETLAKE_KPI_CHUNK_MIB=\"0\": expected a whole number of MiB"),
+        "{err}"
+    );
 }
 
 #[test]
