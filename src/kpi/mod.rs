@@ -225,9 +225,9 @@ fn splits_by_month(sql: &str) -> bool {
 }
 
 /// About how many bytes of `tickets` a chunk of a split KPI's period reads (see
-/// [`side_by_side`]): a third of a year of the 10-million-ticket test lake (about 1.6
-/// million tickets), the whole year of a lake of 3 million. `TICKETLAKE_KPI_CHUNK_MIB`
-/// sets another size.
+/// [`side_by_side`]): 2 to 4 months of the 10-million-ticket test lake (about 20 MiB of
+/// `tickets` a month), the whole year of a lake of 3 million (74 MiB).
+/// `TICKETLAKE_KPI_CHUNK_MIB` sets another size.
 pub const CHUNK_BYTES: u64 = 96 << 20;
 
 /// `period` cut into runs of whole months, in order: as many as `bytes` of tickets in
