@@ -12,7 +12,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::engine::localtime::{LocalDays, Month};
 use crate::lake::Lake;
@@ -79,13 +79,18 @@ pub async fn run_sql(
         .await
         .and_then(|df| df.with_param_values(params))
         .with_context(|| format!("planning KPI {name}"))?;
+    collect(name.to_string(), df, "computing KPI").await
+}
+
+/// The rows of `df`, as the result `name`; an error says `doing` and the name.
+async fn collect(name: String, df: DataFrame, doing: &str) -> Result<KpiResult> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df
         .collect()
         .await
-        .with_context(|| format!("computing KPI {name}"))?;
+        .with_context(|| format!("{doing} {name}"))?;
     Ok(KpiResult {
-        name: name.to_string(),
+        name,
         schema,
         batches,
     })
@@ -206,16 +211,7 @@ async fn combine(chunks: KpiResult, sql: &str) -> Result<KpiResult> {
         .sql_with_options(sql, engine::read_only())
         .await
         .with_context(|| format!("planning how the chunks of KPI {name} are put together"))?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .with_context(|| format!("putting together the chunks of KPI {name}"))?;
-    Ok(KpiResult {
-        name,
-        schema,
-        batches,
-    })
+    collect(name, df, "putting together the chunks of KPI").await
 }
 
 /// Whether a KPI's rows over a period are its rows over each month of it, in month order

@@ -172,35 +172,19 @@ fn errors_are_clear_and_exit_2() {
 fn a_bad_memory_bound_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().to_str().unwrap();
-    // the history's pieces, and the rows a writer holds (read before anything is written)
-    for (var, value) in [
-        ("TICKETLAKE_HISTORY_PIECE_MIB", "0.5"),
-        ("TICKETLAKE_WRITE_MEMORY_MIB", "lots"),
-    ] {
+    let refused = |args: &[&str], var: &str, value: &str| {
         let out = Command::new(bin())
-            .args([
-                "fixtures",
-                "--tickets",
-                "200",
-                "--months",
-                "1",
-                "--lake",
-                lake,
-            ])
+            .args(args)
             .env(var, value)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(
-            err.contains(&format!(
-                "{var}=\"{value}\": expected a whole number of MiB"
-            )),
-            "{err}"
-        );
-    }
-    // the KPIs' chunks (read when the KPIs start)
-    let (code, _, err) = run(&[
+        let says = format!("{var}=\"{value}\": expected a whole number of MiB");
+        assert!(err.contains(&says), "{err}");
+    };
+    // the history's pieces, and the rows a writer holds (read before anything is written)
+    let fixtures = [
         "fixtures",
         "--tickets",
         "200",
@@ -210,21 +194,16 @@ fn a_bad_memory_bound_is_refused_by_name() {
         "2",
         "--lake",
         lake,
-    ]);
+    ];
+    refused(&fixtures, "TICKETLAKE_HISTORY_PIECE_MIB", "0.5");
+    refused(&fixtures, "TICKETLAKE_WRITE_MEMORY_MIB", "lots");
+    // the KPIs' chunks (read when the KPIs start)
+    let (code, _, err) = run(&fixtures);
     assert_eq!(code, 0, "{err}");
-    let out = Command::new(bin())
-        .args([
-            "kpi", "--lake", lake, "--from", "2026-01", "--to", "2026-02",
-        ])
-        .env("TICKETLAKE_KPI_CHUNK_MIB", "0")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("TICKETLAKE_KPI_CHUNK_MIB=\"0\": expected a whole number of MiB"),
-        "{err}"
-    );
+    let kpi = [
+        "kpi", "--lake", lake, "--from", "2026-01", "--to", "2026-02",
+    ];
+    refused(&kpi, "TICKETLAKE_KPI_CHUNK_MIB", "0");
 }
 
 #[test]
