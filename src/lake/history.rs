@@ -413,8 +413,8 @@ type Runs = Vec<Vec<Range<u32>>>;
 impl Pieces {
     /// The pieces of a source's inputs (its `events` and `tickets` objects), each with at
     /// most `piece_bytes` of `tickets` objects (or one object). When there are several,
-    /// the ids of the source's tickets are read (about 15 bytes a ticket), then the
-    /// `ticket_id` of its events, to know which piece reads each event.
+    /// the ids of the source's tickets are read (about 20 bytes a ticket while it plans),
+    /// then the `ticket_id` of its events, to know which piece reads each event.
     pub async fn plan(lake: &Lake, objects: &[ObjectMeta], piece_bytes: u64) -> Result<Pieces> {
         let tickets = of_table(objects, Table::Tickets);
         let mut ranges = Vec::new();
@@ -440,29 +440,31 @@ impl Pieces {
         // enough to stay in the processor's caches (one table of 8M tickets took 190 ns a
         // lookup, most of the planning's time)
         let mut ids: Vec<Vec<StringArray>> = vec![Vec::new(); tickets.len()];
+        let mut hashes: Vec<u64> = Vec::new();
         each_batch(lake, &tickets, &["ticket_id"], |part, b| {
-            ids[part as usize].push(column(&b, "ticket_id")?.as_string::<i32>().clone());
+            let batch_ids = column(&b, "ticket_id")?.as_string::<i32>().clone();
+            hashes.extend(batch_ids.iter().map(|id| hash(id.unwrap_or(""))));
+            ids[part as usize].push(batch_ids);
             Ok(())
         })
         .await?;
-        let listed = ids
-            .iter()
-            .map(|arrays| Listed::new(arrays))
-            .collect::<Result<Vec<_>>>()?;
-        drop(ids);
         // a key in two objects, against the write contract: its row is that of the first,
         // which only the whole source at once tells. Two equal hashes are taken for one
-        // (a false alarm, about once in 10^12 sources of 8M tickets, only costs the pieces)
-        let mut hashes: Vec<u64> = listed
-            .iter()
-            .flat_map(|l| l.ids.iter().map(|id| hash(id.unwrap_or(""))))
-            .collect();
+        // (a false alarm, about once in 10^12 sources of 8M tickets, only costs the pieces).
+        // Checked before the tables are built, and each object's ids given back once its
+        // table holds them: the ids read, their copy in the tables and the hashes were
+        // held at once (about 30 bytes a ticket, rather than 20)
         hashes.sort_unstable();
         let repeated = hashes.windows(2).any(|w| w[0] == w[1]);
         drop(hashes);
         if repeated {
             return Ok(whole);
         }
+        let listed = ids
+            .iter_mut()
+            .map(|arrays| Listed::new(&std::mem::take(arrays)))
+            .collect::<Result<Vec<_>>>()?;
+        drop(ids);
         let piece_of_object: Vec<usize> = (0..tickets.len())
             .map(|i| ranges.partition_point(|r| r.end <= i))
             .collect();

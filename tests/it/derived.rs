@@ -777,6 +777,40 @@ async fn a_source_computed_a_piece_at_a_time_stores_the_same_rows() {
 }
 
 #[tokio::test]
+async fn a_ticket_in_two_months_makes_the_source_computed_whole() {
+    // against the write contract, `glpi-lyon` holds the ticket `twice` in its September
+    // and its December objects (two writes with another created_at): its row is that of
+    // the first, which only the whole source tells, so pieces are not used for it
+    let dir = tempfile::tempdir().unwrap();
+    let lake = generated_lake(dir.path(), 11).await;
+    for created in ["2025-09-10 09:00", "2025-12-10 09:00"] {
+        let mut writer = LakeWriter::new(lake.clone(), LocalDays::new(chrono_tz::Europe::Paris));
+        let mut tb = TicketsBuilder::default();
+        tb.append(&TicketFields {
+            status: "assigned",
+            ..ticket("twice", created)
+        });
+        writer
+            .stage(Table::Tickets, "glpi-lyon", &tb.finish())
+            .unwrap();
+        writer.finish().await.unwrap();
+    }
+    let whole = stored_bytes(&lake).await;
+    let (rows, _) = all_histories(&lake).await;
+    let twice: Vec<&str> = rows.lines().filter(|l| l.contains(" twice ")).collect();
+    assert_eq!(twice.len(), 1, "{twice:?}");
+    assert!(twice[0].contains("2025-09-10T07:00:00"), "{}", twice[0]);
+    for object in stored_objects(&lake).await {
+        lake.store.delete(&object.as_str().into()).await.unwrap();
+    }
+    derived::refresh_in_pieces(&lake, 1).await.unwrap();
+    for ((source, a), (_, b)) in whole.iter().zip(&stored_bytes(&lake).await) {
+        assert!(a == b, "{source}: the rows stored differ");
+    }
+    assert_eq!(all_histories(&lake).await.0, rows);
+}
+
+#[tokio::test]
 async fn a_pending_event_read_after_a_month_without_status_events_keeps_its_id() {
     // c's events objects are read one after the other: March (C1's status events),
     // April (a transfer only: no status event), May (C3's). A status event's id is found
