@@ -413,7 +413,7 @@ type Runs = Vec<Vec<Range<u32>>>;
 impl Pieces {
     /// The pieces of a source's inputs (its `events` and `tickets` objects), each with at
     /// most `piece_bytes` of `tickets` objects (or one object). When there are several,
-    /// the ids of the source's tickets are read (about 20 bytes a ticket while it plans),
+    /// the ids of the source's tickets are read (about 20 bytes a ticket in their tables),
     /// then the `ticket_id` of its events, to know which piece reads each event.
     pub async fn plan(lake: &Lake, objects: &[ObjectMeta], piece_bytes: u64) -> Result<Pieces> {
         let tickets = of_table(objects, Table::Tickets);
@@ -452,8 +452,8 @@ impl Pieces {
         // which only the whole source at once tells. Two equal hashes are taken for one
         // (a false alarm, about once in 10^12 sources of 8M tickets, only costs the pieces).
         // Checked before the tables are built, and each object's ids given back once its
-        // table holds them: the ids read, their copy in the tables and the hashes were
-        // held at once (about 30 bytes a ticket, rather than 20)
+        // table holds them: all the ids read, their copy in the tables and the hashes
+        // were held at once
         hashes.sort_unstable();
         let repeated = hashes.windows(2).any(|w| w[0] == w[1]);
         drop(hashes);
