@@ -756,24 +756,30 @@ async fn a_source_computed_a_piece_at_a_time_stores_the_same_rows() {
         .stage(Table::Events, "glpi-lyon", &eb.finish())
         .unwrap();
     writer.finish().await.unwrap();
-    let whole = stored_bytes(&lake).await;
-    assert_eq!(whole.len(), 8);
-    let (rows, _) = all_histories(&lake).await;
-    let orphan: Vec<&str> = rows.lines().filter(|l| l.contains(" orphan ")).collect();
-    assert_eq!(orphan.len(), 1, "{orphan:?}");
-    assert!(orphan[0].contains("2025-09-03T07:00:00"), "{}", orphan[0]);
+    the_same_rows_in_pieces(&lake, "orphan", "2025-09-03T07:00:00").await;
+}
 
-    // again, each source's 4 tickets objects in 4 pieces (at most one byte each)
-    for object in stored_objects(&lake).await {
+/// Checks that the rows stored (each source whole) hold one row of `ticket`, created at
+/// `created` (UTC), then computes them again with each source's 4 tickets objects in 4
+/// pieces (at most one byte each): the same bytes, the same rows.
+async fn the_same_rows_in_pieces(lake: &Lake, ticket: &str, created: &str) {
+    let whole = stored_bytes(lake).await;
+    assert_eq!(whole.len(), 8);
+    let (rows, _) = all_histories(lake).await;
+    let own = format!(" {ticket} ");
+    let found: Vec<&str> = rows.lines().filter(|l| l.contains(&own)).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains(created), "{}", found[0]);
+    for object in stored_objects(lake).await {
         lake.store.delete(&object.as_str().into()).await.unwrap();
     }
-    let refreshed = derived::refresh_in_pieces(&lake, 1).await.unwrap();
+    let refreshed = derived::refresh_in_pieces(lake, 1).await.unwrap();
     assert_eq!(refreshed.len(), 8);
-    let pieces = stored_bytes(&lake).await;
+    let pieces = stored_bytes(lake).await;
     for ((source, a), (_, b)) in whole.iter().zip(&pieces) {
         assert!(a == b, "{source}: the rows stored in pieces differ");
     }
-    assert_eq!(all_histories(&lake).await.0, rows);
+    assert_eq!(all_histories(lake).await.0, rows);
 }
 
 #[tokio::test]
@@ -795,19 +801,7 @@ async fn a_ticket_in_two_months_makes_the_source_computed_whole() {
             .unwrap();
         writer.finish().await.unwrap();
     }
-    let whole = stored_bytes(&lake).await;
-    let (rows, _) = all_histories(&lake).await;
-    let twice: Vec<&str> = rows.lines().filter(|l| l.contains(" twice ")).collect();
-    assert_eq!(twice.len(), 1, "{twice:?}");
-    assert!(twice[0].contains("2025-09-10T07:00:00"), "{}", twice[0]);
-    for object in stored_objects(&lake).await {
-        lake.store.delete(&object.as_str().into()).await.unwrap();
-    }
-    derived::refresh_in_pieces(&lake, 1).await.unwrap();
-    for ((source, a), (_, b)) in whole.iter().zip(&stored_bytes(&lake).await) {
-        assert!(a == b, "{source}: the rows stored differ");
-    }
-    assert_eq!(all_histories(&lake).await.0, rows);
+    the_same_rows_in_pieces(&lake, "twice", "2025-09-10T07:00:00").await;
 }
 
 #[tokio::test]
