@@ -24,18 +24,15 @@ use arrow::array::{
     UInt32Array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimestampMicrosecondType};
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryFutureExt};
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+use arrow::datatypes::{
+    DataType, FieldRef, Int64Type, SchemaRef, TimestampMicrosecondType, UInt8Type, UInt32Type,
 };
-use parquet::arrow::async_reader::AsyncFileReader;
-use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
-use parquet::errors::ParquetError;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use arrow::ipc::writer::FileWriter;
+use bytes::Bytes;
+use object_store::{ObjectMeta, ObjectStoreExt};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::file::metadata::PageIndexPolicy;
 
 use super::Lake;
 use super::derived::of_table;
@@ -74,116 +71,24 @@ async fn each_batch(
     lake: &Lake,
     objects: &[&ObjectMeta],
     columns: &[&str],
-    each: impl FnMut(u32, RecordBatch) -> Result<()>,
-) -> Result<()> {
-    each_selected(lake, objects, None, columns, each).await
-}
-
-/// [`each_batch`], of the rows `selected` of each object (all when `None`). A whole
-/// object is fetched in one request; of a selection, only the pages holding a selected
-/// row are fetched and decompressed (a piece reads a few rows of most `events` objects:
-/// fetched whole, they cost each piece of `glpi-lyon` at 10M tickets about 80 MB and
-/// 100 ms).
-async fn each_selected(
-    lake: &Lake,
-    objects: &[&ObjectMeta],
-    selected: Option<&[RowSelection]>,
-    columns: &[&str],
     mut each: impl FnMut(u32, RecordBatch) -> Result<()>,
 ) -> Result<()> {
     for (part, meta) in (0u32..).zip(objects) {
         let context = || format!("reading {}", meta.location);
-        let Some(selection) = selected.map(|s| s[part as usize].clone()) else {
-            let bytes: Bytes = lake.store.get(&meta.location).await?.bytes().await?;
-            let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Skip);
-            let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
-                .with_context(context)?;
-            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-            for batch in builder
-                .with_projection(mask)
-                .with_batch_size(64 * 1024)
-                .build()?
-            {
-                each(part, batch.with_context(context)?).with_context(context)?;
-            }
-            continue;
-        };
-        if !selection.selects_any() {
-            continue;
-        }
-        // the offset index tells where the pages of the selection are
-        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
-        let builder =
-            ParquetRecordBatchStreamBuilder::new_with_options(Ranges::new(lake, meta), options)
-                .await
-                .with_context(context)?;
+        let bytes: Bytes = lake.store.get(&meta.location).await?.bytes().await?;
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Skip);
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+            .with_context(context)?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-        let mut batches = builder
+        for batch in builder
             .with_projection(mask)
             .with_batch_size(64 * 1024)
-            .with_row_selection(selection)
-            .build()?;
-        while let Some(batch) = batches.next().await {
+            .build()?
+        {
             each(part, batch.with_context(context)?).with_context(context)?;
         }
     }
     Ok(())
-}
-
-/// Byte ranges of one lake object, for Parquet's asynchronous reader.
-struct Ranges {
-    store: Arc<dyn ObjectStore>,
-    meta: ObjectMeta,
-}
-
-impl Ranges {
-    fn new(lake: &Lake, meta: &ObjectMeta) -> Ranges {
-        Ranges {
-            store: lake.store.clone(),
-            meta: meta.clone(),
-        }
-    }
-}
-
-fn parquet_error(e: object_store::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for Ranges {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        self.store
-            .get_range(&self.meta.location, range)
-            .map_err(parquet_error)
-            .boxed()
-    }
-
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<Range<u64>>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move {
-            self.store
-                .get_ranges(&self.meta.location, &ranges)
-                .await
-                .map_err(parquet_error)
-        }
-        .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.meta.size;
-            let metadata = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .load_and_finish(self, size)
-                .await?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
-    }
 }
 
 /// A column of a batch read with it.
@@ -459,37 +364,74 @@ impl Lists {
 
 /// The most bytes of a source's `tickets` objects whose rows are computed at once
 /// ([`Pieces`]): about 370,000 tickets (the largest source at a million tickets is one
-/// piece), with their events. A larger source is computed a piece at a time: each piece
-/// decodes only the rows of `events` of its tickets (the pages without one are not
-/// decompressed). The memory taken then grows with the source only by what tells each
-/// event's piece (the ticket ids, about 15 bytes a ticket, while planning; 8 bytes a run
-/// of events of one piece), for one more read of the events' `ticket_id` column and the
-/// pages shared by two pieces decoded twice.
+/// piece), with their events. A larger source is computed a piece at a time: the
+/// planning reads its events once and writes each to its piece's file, numbered
+/// ([`PieceEvents`], about 30 bytes an event, in the system's temporary directory), and
+/// each piece reads its own file. The memory taken then grows with the source only by
+/// what tells each event's piece (the ticket ids, about 15 bytes a ticket, while
+/// planning), for one more read of the events.
 /// At 10M tickets, `glpi-lyon` (124 MiB of `tickets`, 2.7M tickets) alone took 6.2–6.4 s
 /// and 1.04–1.10 GiB whole; 6.7–6.9 s and 378–394 MiB in pieces of 16 MiB (267–284 MiB
-/// of 8, for 8.1–8.3 s).
+/// of 8, for 8.1–8.3 s), when each piece read its rows of the `events` objects.
 pub const PIECE_BYTES: u64 = 16 << 20;
 
 /// How a source's rows are computed: the ranges of its `tickets` objects (in path order,
-/// so by month of creation) computed at once, and when there are several, the rows of
-/// each `events` object that each piece reads: those of its tickets, and in the last
-/// piece those of the tickets only events name.
+/// so by month of creation) computed at once, and when there are several, each piece's
+/// events, sorted out by the planning: those of its tickets, and in the last piece those
+/// of the tickets only events name.
 pub struct Pieces {
     ranges: Vec<Range<usize>>,
-    /// The rows each piece reads, by piece, then by `events` object (8 bytes a run of
-    /// rows: a piece's [`RowSelection`]s, 16 bytes a run read or skipped, are made when
-    /// it is computed), and the rows of each `events` object.
-    events: Option<(Vec<Runs>, Vec<u32>)>,
+    /// With several pieces, the directory of their events: one file a piece
+    /// ([`PieceEvents`]), removed with the pieces.
+    events: Option<tempfile::TempDir>,
 }
 
-/// The runs of rows a piece reads, by `events` object.
-type Runs = Vec<Vec<Range<u32>>>;
+/// The events of one piece as the planning writes them (an Arrow IPC file), each once,
+/// already numbered: what a piece needs of an event, without decoding `events` again.
+/// Each piece decoded every `events` object holding one of its events (most of them, for
+/// a few of their rows) and looked each ticket up again: 0.33 s of the 0.65 s of a piece
+/// of `glpi-lyon` at 10M tickets, against 0.21 s for the same number of events read
+/// whole.
+struct PieceEvents;
+
+impl PieceEvents {
+    /// The ticket's number in its piece ([`NOT_LISTED`]: only events name it).
+    const TICKET: &str = "ticket";
+    /// The ticket id, for a ticket only events name (else null).
+    const UNLISTED_ID: &str = "unlisted_id";
+    const AT: &str = "at";
+    /// [`STATUS`], [`TRANSFER`] and, for a status event, its [`flags`].
+    const SAID: &str = "said";
+    /// The event id (a piece keeps those of its status events).
+    const EVENT_ID: &str = "event_id";
+
+    fn schema() -> SchemaRef {
+        use arrow::datatypes::{Field, Schema};
+        Arc::new(Schema::new(vec![
+            Field::new(Self::TICKET, DataType::UInt32, false),
+            Field::new(Self::UNLISTED_ID, DataType::Utf8, true),
+            Field::new(Self::AT, DataType::Int64, false),
+            Field::new(Self::SAID, DataType::UInt8, false),
+            Field::new(Self::EVENT_ID, DataType::Utf8, true),
+        ]))
+    }
+
+    fn path(dir: &tempfile::TempDir, piece: usize) -> std::path::PathBuf {
+        dir.path().join(format!("piece-{piece}.arrow"))
+    }
+}
+
+/// The number of a ticket only events name, in a piece's events.
+const NOT_LISTED: u32 = u32::MAX;
+/// An event's kind, with the flags of a status event ([`flags`], the low 4 bits).
+const STATUS: u8 = 16;
+const TRANSFER: u8 = 32;
 
 impl Pieces {
     /// The pieces of a source's inputs (its `events` and `tickets` objects), each with at
     /// most `piece_bytes` of `tickets` objects (or one object). When there are several,
     /// the ids of the source's tickets are read (about 20 bytes a ticket in their tables),
-    /// then the `ticket_id` of its events, to know which piece reads each event.
+    /// then its events, each written to the file of its ticket's piece.
     pub async fn plan(lake: &Lake, objects: &[ObjectMeta], piece_bytes: u64) -> Result<Pieces> {
         let tickets = of_table(objects, Table::Tickets);
         let mut ranges = Vec::new();
@@ -544,7 +486,7 @@ impl Pieces {
             .map(|i| ranges.partition_point(|r| r.end <= i))
             .collect();
         let last = ranges.len() - 1;
-        // the rows of each object each piece reads, as ranges
+        // each event goes to the piece of its ticket
         let events = of_table(objects, Table::Events);
         // for each events object, the tickets objects in the order they are looked in:
         // its month's, then the months before it from the nearest, then those after
@@ -568,57 +510,181 @@ impl Pieces {
                 order
             })
             .collect();
-        let mut read: Vec<Runs> = vec![vec![Vec::new(); events.len()]; ranges.len()];
-        let mut total = vec![0u32; events.len()];
-        each_batch(lake, &events, &["ticket_id"], |part, b| {
-            let part = part as usize;
-            let ids = column(&b, "ticket_id")?.as_string::<i32>();
+        // a ticket's number in its piece: its position among the ids the piece reads
+        let mut first_number = vec![0u32; tickets.len()];
+        for range in &ranges {
+            let mut n = 0u32;
+            for t in range.clone() {
+                first_number[t] = n;
+                n += listed[t].len() as u32;
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("ticketlake-history-")
+            .tempdir()
+            .context("making a directory for the history's pieces")?;
+        let schema = PieceEvents::schema();
+        let mut writers = (0..ranges.len())
+            .map(|piece| {
+                let path = PieceEvents::path(&dir, piece);
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                Ok(FileWriter::try_new(std::io::BufWriter::new(file), &schema)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut rows = vec![0u64; ranges.len()];
+        each_batch(lake, &events, &COLUMNS, |part, b| {
+            let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
+            let (ids, kind, from, to, at) = (
+                s("ticket_id")?,
+                s("kind")?,
+                s("from_value")?,
+                s("to_value")?,
+                timestamps(&b, "at")?,
+            );
+            // each row's piece and number, and what it says
+            let (mut piece_of, mut numbers, mut saids) = (
+                Vec::with_capacity(b.num_rows()),
+                Vec::with_capacity(b.num_rows()),
+                Vec::with_capacity(b.num_rows()),
+            );
             for r in 0..b.num_rows() {
                 let id = ids.value(r);
                 let h = hash(id);
-                let piece = order[part]
-                    .iter()
-                    .find(|&&t| listed[t].number_hashed(h, id).is_some())
-                    // only events name it: the last piece gives it its row, after the others
-                    .map_or(last, |&t| piece_of_object[t]);
-                let row = total[part] + r as u32;
-                let rows = &mut read[piece][part];
-                match rows.last_mut() {
-                    Some(range) if range.end == row => range.end += 1,
-                    _ => rows.push(row..row + 1),
-                }
+                let found = order[part as usize].iter().find_map(|&t| {
+                    listed[t]
+                        .number_hashed(h, id)
+                        .map(|n| (piece_of_object[t], first_number[t] + n))
+                });
+                // only events name it: the last piece gives it its row, after the others
+                let (piece, n) = found.unwrap_or((last, NOT_LISTED));
+                piece_of.push(piece as u32);
+                numbers.push(n);
+                saids.push(said(opt(kind, r), opt(from, r), opt(to, r)));
             }
-            total[part] += b.num_rows() as u32;
+            let unlisted: StringArray = (0..b.num_rows())
+                .map(|r| (numbers[r] == NOT_LISTED).then(|| ids.value(r)))
+                .collect();
+            let sorted = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(UInt32Array::from(numbers)),
+                    Arc::new(unlisted),
+                    Arc::new(arrow::array::Int64Array::new(at.values().clone(), None)),
+                    Arc::new(arrow::array::UInt8Array::from(saids)),
+                    column(&b, "event_id")?.clone(),
+                ],
+            )?;
+            // a batch of one month holds the events of one or two pieces, mostly
+            let mut present = vec![false; writers.len()];
+            for &p in &piece_of {
+                present[p as usize] = true;
+            }
+            let pieces: Vec<u32> = (0..writers.len() as u32)
+                .filter(|&p| present[p as usize])
+                .collect();
+            if let [piece] = pieces[..] {
+                rows[piece as usize] += sorted.num_rows() as u64;
+                return Ok(writers[piece as usize].write(&sorted)?);
+            }
+            for piece in pieces {
+                let mine: BooleanArray = piece_of.iter().map(|&p| Some(p == piece)).collect();
+                let part = arrow::compute::filter_record_batch(&sorted, &mine)?;
+                rows[piece as usize] += part.num_rows() as u64;
+                writers[piece as usize].write(&part)?;
+            }
             Ok(())
         })
         .await?;
-        let runs: usize = read.iter().flatten().map(Vec::len).sum();
-        tracing::debug!(pieces = ranges.len(), runs, elapsed = ?started.elapsed(), "ticket_history: pieces planned");
+        for mut w in writers {
+            w.finish()?;
+        }
+        tracing::debug!(pieces = ranges.len(), ?rows, elapsed = ?started.elapsed(), "ticket_history: pieces planned");
         Ok(Pieces {
             ranges,
-            events: Some((read, total)),
+            events: Some(dir),
         })
-    }
-
-    /// The rows of each `events` object piece `piece` reads (all when `None`).
-    fn selection(&self, piece: usize) -> Option<Vec<RowSelection>> {
-        let (read, total) = self.events.as_ref()?;
-        Some(
-            read[piece]
-                .iter()
-                .zip(total)
-                .map(|(rows, &total)| {
-                    let rows = rows.iter().map(|r| r.start as usize..r.end as usize);
-                    RowSelection::from_consecutive_ranges(rows, total as usize)
-                })
-                .collect(),
-        )
     }
 
     /// How many pieces: one at least (if empty).
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.ranges.len()
+    }
+}
+
+/// What an event says besides its ticket and instant: [`STATUS`] with its [`flags`], or
+/// [`TRANSFER`].
+fn said(kind: Option<&str>, from: Option<&str>, to: Option<&str>) -> u8 {
+    match kind {
+        Some("status") => STATUS | flags(from, to),
+        Some("transfer") => TRANSFER,
+        _ => 0,
+    }
+}
+
+/// What a piece keeps of its events: every status event, compactly (of its batch only
+/// the event_ids of its status events are kept, for ties and pending periods); of the
+/// other events, only that their ticket has one, and a transfer.
+struct Gathered {
+    /// how many tickets `tickets` lists: those only events name are numbered after
+    known: usize,
+    unknown: foldhash::HashMap<String, u32>,
+    /// [`LISTED`], [`EVENTED`], [`TRANSFERRED`], by number
+    has: Vec<u8>,
+    /// each ticket's first event, by number (i64::MAX: none yet)
+    first_event: Vec<i64>,
+    events: Vec<Event>,
+    event_ids: Vec<StringArray>,
+    /// the position of the first status event of each batch of `event_ids`
+    firsts: Vec<usize>,
+}
+
+impl Gathered {
+    /// The number of a ticket only events name.
+    fn unlisted(&mut self, id: &str) -> u32 {
+        let next = (self.known + self.unknown.len()) as u32;
+        *self.unknown.entry(id.to_string()).or_insert(next)
+    }
+
+    /// Starts a batch of events, `count` of them status events.
+    fn start(&mut self, source: &str, count: usize) -> Result<()> {
+        if self.events.len() + count > MAX_STATUS_EVENTS {
+            bail!(
+                "ticket_history of {source}: more than {MAX_STATUS_EVENTS} status events in one piece"
+            );
+        }
+        // sized exactly, batch by batch: doubled, the vector was up to half empty (and is
+        // the largest of a piece); large blocks grow by remapping their pages
+        self.events.reserve_exact(count);
+        self.firsts.push(self.events.len());
+        Ok(())
+    }
+
+    /// An event of ticket number `n` at `at` that says `said` ([`said`]).
+    fn add(&mut self, n: u32, at: i64, said: u8) {
+        let i = n as usize;
+        if self.has.len() <= i {
+            self.has.resize(i + 1, 0);
+            self.first_event.resize(i + 1, i64::MAX);
+        }
+        self.has[i] |= EVENTED | if said & TRANSFER != 0 { TRANSFERRED } else { 0 };
+        self.first_event[i] = self.first_event[i].min(at);
+        if said & STATUS != 0 {
+            let flags = u32::from(said & 0xf) << 28;
+            self.events.push(Event {
+                ticket: n,
+                said: flags | self.events.len() as u32,
+                at,
+            });
+        }
+    }
+
+    /// Ends a batch: the ids of its events, of which those of its `status` events are kept.
+    fn end(&mut self, event_ids: &ArrayRef, status: &BooleanArray) -> Result<()> {
+        let ids = arrow::compute::filter(event_ids, status)?;
+        self.event_ids.push(ids.as_string::<i32>().clone());
+        Ok(())
     }
 }
 
@@ -660,93 +726,99 @@ pub async fn compute(
             *has = LISTED;
         }
     }
-    let mut unknown: foldhash::HashMap<String, u32> = foldhash::HashMap::default();
-    // every status event, compactly: of its batch only the event_ids of its status
-    // events are kept (for ties and pending periods), the other columns go as read; of
-    // the other events, only that their ticket has one, and a transfer
-    let mut event_ids: Vec<StringArray> = Vec::new();
-    // the position of the first status event of each batch of `event_ids`
-    let mut firsts: Vec<usize> = Vec::new();
-    let mut events: Vec<Event> = Vec::new();
-    // each ticket's first event, by number (i64::MAX: none yet)
-    let mut first_event: Vec<i64> = vec![i64::MAX; known.len()];
+    let mut gathered = Gathered {
+        known: known.len(),
+        unknown: foldhash::HashMap::default(),
+        has,
+        first_event: vec![i64::MAX; known.len()],
+        events: Vec::new(),
+        event_ids: Vec::new(),
+        firsts: Vec::new(),
+    };
     // the events of the piece's tickets (and in the last piece, of those only events
     // name): a ticket not among the piece's `tickets` is one only events name
-    let selected = pieces.selection(piece);
-    let events_objects = of_table(objects, Table::Events);
-    each_selected(
-        lake,
-        &events_objects,
-        selected.as_deref(),
-        &COLUMNS,
-        |_, b| {
-            let kind = column(&b, "kind")?.as_string::<i32>();
-            let is = |k: &str| -> Result<arrow::array::BooleanArray> {
-                let eq = arrow::compute::kernels::cmp::eq(kind, &StringArray::new_scalar(k))?;
-                // a null kind is neither
-                Ok(match eq.nulls() {
+    match &pieces.events {
+        // sorted out and numbered by the planning
+        Some(dir) => {
+            let path = PieceEvents::path(dir, piece);
+            let context = || format!("reading {}", path.display());
+            let file = std::fs::File::open(&path).with_context(context)?;
+            let reader =
+                arrow::ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
+                    .with_context(context)?;
+            for b in reader {
+                let b = b.with_context(context)?;
+                let ticket = column(&b, PieceEvents::TICKET)?.as_primitive::<UInt32Type>();
+                let unlisted = column(&b, PieceEvents::UNLISTED_ID)?.as_string::<i32>();
+                let at = column(&b, PieceEvents::AT)?.as_primitive::<Int64Type>();
+                let said = column(&b, PieceEvents::SAID)?.as_primitive::<UInt8Type>();
+                let status: BooleanArray = said
+                    .values()
+                    .iter()
+                    .map(|&s| Some(s & STATUS != 0))
+                    .collect();
+                gathered.start(source, status.true_count())?;
+                for r in 0..b.num_rows() {
+                    let n = match ticket.value(r) {
+                        NOT_LISTED => gathered.unlisted(unlisted.value(r)),
+                        n => n,
+                    };
+                    gathered.add(n, at.value(r), said.value(r));
+                }
+                gathered.end(column(&b, PieceEvents::EVENT_ID)?, &status)?;
+            }
+        }
+        // the whole source
+        None => {
+            let events_objects = of_table(objects, Table::Events);
+            each_batch(lake, &events_objects, &COLUMNS, |_, b| {
+                let kind = column(&b, "kind")?.as_string::<i32>();
+                let eq =
+                    arrow::compute::kernels::cmp::eq(kind, &StringArray::new_scalar("status"))?;
+                // a null kind is not a status
+                let status = match eq.nulls() {
                     Some(_) => arrow::compute::prep_null_mask_filter(&eq),
                     None => eq,
-                })
-            };
-            let (status, transfer) = (is("status")?, is("transfer")?);
-            // sized exactly, batch by batch: doubled, the vector was up to half empty
-            // (and is the largest of a piece); large blocks grow by remapping their pages
-            let count = status.true_count();
-            if events.len() + count > MAX_STATUS_EVENTS {
-                bail!(
-                    "ticket_history of {source}: more than {MAX_STATUS_EVENTS} status events in one piece"
-                );
-            }
-            events.reserve_exact(count);
-            firsts.push(events.len());
-            let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
-            let (ticket, from, to, at) = (
-                s("ticket_id")?,
-                s("from_value")?,
-                s("to_value")?,
-                timestamps(&b, "at")?,
-            );
-            // a ticket's events often come one after another: its number is looked up once
-            let mut last: Option<(&str, u32)> = None;
-            for r in 0..b.num_rows() {
-                let id = ticket.value(r);
-                let n = match last {
-                    Some((previous, n)) if previous == id => n,
-                    _ => {
-                        let n = match known.number(id) {
-                            Some(n) => n,
-                            None => {
-                                let next = (known.len() + unknown.len()) as u32;
-                                *unknown.entry(id.to_string()).or_insert(next)
-                            }
-                        };
-                        last = Some((id, n));
-                        n
-                    }
                 };
-                if has.len() <= n as usize {
-                    has.resize(n as usize + 1, 0);
-                    first_event.resize(n as usize + 1, i64::MAX);
+                gathered.start(source, status.true_count())?;
+                let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
+                let (ticket, from, to, at) = (
+                    s("ticket_id")?,
+                    s("from_value")?,
+                    s("to_value")?,
+                    timestamps(&b, "at")?,
+                );
+                // a ticket's events often come one after another: its number is looked up once
+                let mut last: Option<(&str, u32)> = None;
+                for r in 0..b.num_rows() {
+                    let id = ticket.value(r);
+                    let n = match last {
+                        Some((previous, n)) if previous == id => n,
+                        _ => {
+                            let n = match known.number(id) {
+                                Some(n) => n,
+                                None => gathered.unlisted(id),
+                            };
+                            last = Some((id, n));
+                            n
+                        }
+                    };
+                    gathered.add(n, at.value(r), said(opt(kind, r), opt(from, r), opt(to, r)));
                 }
-                has[n as usize] |= EVENTED | if transfer.value(r) { TRANSFERRED } else { 0 };
-                let first = &mut first_event[n as usize];
-                *first = (*first).min(at.value(r));
-                if status.value(r) {
-                    let said = (flags(opt(from, r), opt(to, r)) as u32) << 28;
-                    events.push(Event {
-                        ticket: n,
-                        said: said | events.len() as u32,
-                        at: at.value(r),
-                    });
-                }
-            }
-            let ids = arrow::compute::filter(s("event_id")?, &status)?;
-            event_ids.push(ids.as_string::<i32>().clone());
-            Ok(())
-        },
-    )
-    .await?;
+                gathered.end(column(&b, "event_id")?, &status)
+            })
+            .await?;
+        }
+    }
+    let Gathered {
+        unknown,
+        has,
+        first_event,
+        mut events,
+        event_ids,
+        firsts,
+        ..
+    } = gathered;
     // the ids only events name, by number
     let mut unknown_ids = vec![String::new(); unknown.len()];
     for (id, n) in unknown {
