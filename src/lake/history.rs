@@ -25,7 +25,8 @@ use arrow::array::{
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{
-    DataType, FieldRef, Int64Type, SchemaRef, TimestampMicrosecondType, UInt8Type, UInt32Type,
+    DataType, FieldRef, Int32Type, Int64Type, SchemaRef, TimestampMicrosecondType, UInt8Type,
+    UInt32Type,
 };
 use arrow::ipc::writer::FileWriter;
 use bytes::Bytes;
@@ -71,12 +72,48 @@ async fn each_batch(
     lake: &Lake,
     objects: &[&ObjectMeta],
     columns: &[&str],
+    each: impl FnMut(u32, RecordBatch) -> Result<()>,
+) -> Result<()> {
+    each_batch_as(lake, objects, columns, None, each).await
+}
+
+/// [`each_batch`] of `events`, with `kind`, `from_value` and `to_value` as dictionaries
+/// (as they are stored: a few values each), which [`saids`] reads.
+async fn each_events_batch(
+    lake: &Lake,
+    objects: &[&ObjectMeta],
+    each: impl FnMut(u32, RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let fields: Vec<_> = Table::Events
+        .file_schema()
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "kind" | "from_value" | "to_value" => Arc::new(f.as_ref().clone().with_data_type(
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            )),
+            _ => f.clone(),
+        })
+        .collect();
+    let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+    each_batch_as(lake, objects, &COLUMNS, Some(schema), each).await
+}
+
+/// [`each_batch`], the columns given the types of `schema` (a schema of the whole object).
+async fn each_batch_as(
+    lake: &Lake,
+    objects: &[&ObjectMeta],
+    columns: &[&str],
+    schema: Option<SchemaRef>,
     mut each: impl FnMut(u32, RecordBatch) -> Result<()>,
 ) -> Result<()> {
     for (part, meta) in (0u32..).zip(objects) {
         let context = || format!("reading {}", meta.location);
         let bytes: Bytes = lake.store.get(&meta.location).await?.bytes().await?;
-        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Skip);
+        let mut options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Skip);
+        if let Some(schema) = &schema {
+            options = options.with_schema(schema.clone());
+        }
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
             .with_context(context)?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
@@ -533,18 +570,11 @@ impl Pieces {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut rows = vec![0u64; ranges.len()];
-        each_batch(lake, &events, &COLUMNS, |part, b| {
-            let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
-            let (ids, kind, from, to, at) = (
-                s("ticket_id")?,
-                s("kind")?,
-                s("from_value")?,
-                s("to_value")?,
-                timestamps(&b, "at")?,
-            );
-            // each row's piece and number, and what it says
-            let (mut piece_of, mut numbers, mut saids) = (
-                Vec::with_capacity(b.num_rows()),
+        each_events_batch(lake, &events, |part, b| {
+            let ids = column(&b, "ticket_id")?.as_string::<i32>();
+            let at = timestamps(&b, "at")?;
+            // each row's piece and number
+            let (mut piece_of, mut numbers) = (
                 Vec::with_capacity(b.num_rows()),
                 Vec::with_capacity(b.num_rows()),
             );
@@ -560,7 +590,6 @@ impl Pieces {
                 let (piece, n) = found.unwrap_or((last, NOT_LISTED));
                 piece_of.push(piece as u32);
                 numbers.push(n);
-                saids.push(said(opt(kind, r), opt(from, r), opt(to, r)));
             }
             let unlisted: StringArray = (0..b.num_rows())
                 .map(|r| (numbers[r] == NOT_LISTED).then(|| ids.value(r)))
@@ -571,7 +600,7 @@ impl Pieces {
                     Arc::new(UInt32Array::from(numbers)),
                     Arc::new(unlisted),
                     Arc::new(arrow::array::Int64Array::new(at.values().clone(), None)),
-                    Arc::new(arrow::array::UInt8Array::from(saids)),
+                    Arc::new(arrow::array::UInt8Array::from(saids(&b)?)),
                     column(&b, "event_id")?.clone(),
                 ],
             )?;
@@ -613,14 +642,54 @@ impl Pieces {
     }
 }
 
-/// What an event says besides its ticket and instant: [`STATUS`] with its [`flags`], or
-/// [`TRANSFER`].
-fn said(kind: Option<&str>, from: Option<&str>, to: Option<&str>) -> u8 {
-    match kind {
-        Some("status") => STATUS | flags(from, to),
-        Some("transfer") => TRANSFER,
-        _ => 0,
-    }
+/// What each event of a batch read by [`each_events_batch`] says besides its ticket and
+/// instant: [`STATUS`] with its [`flags`], or [`TRANSFER`]; worked out once for each
+/// value of the batch's dictionaries.
+fn saids(b: &RecordBatch) -> Result<Vec<u8>> {
+    let dictionary = |name: &str| -> Result<_> {
+        column(b, name)?
+            .as_dictionary_opt::<Int32Type>()
+            .with_context(|| format!("{name} is not read as a dictionary"))
+    };
+    let (kind, from, to) = (
+        dictionary("kind")?,
+        dictionary("from_value")?,
+        dictionary("to_value")?,
+    );
+    let values = |d: &arrow::array::DictionaryArray<Int32Type>| -> Result<StringArray> {
+        Ok(d.values()
+            .as_string_opt::<i32>()
+            .context("a dictionary of text")?
+            .clone())
+    };
+    let (kinds, froms, tos) = (values(kind)?, values(from)?, values(to)?);
+    // what each kind says (a status: STATUS); for each new status, its flags from an
+    // unfinished status; for each old status, whether a new unfinished one reopens it
+    let kind_says: Vec<u8> = (0..kinds.len())
+        .map(|v| match opt(&kinds, v) {
+            Some("status") => STATUS,
+            Some("transfer") => TRANSFER,
+            _ => 0,
+        })
+        .collect();
+    let to_says: Vec<u8> = (0..tos.len()).map(|v| flags(None, opt(&tos, v))).collect();
+    let reopens: Vec<bool> = (0..froms.len())
+        .map(|v| flags(opt(&froms, v), Some("new")) & REOPENS != 0)
+        .collect();
+    let key = |d: &arrow::array::DictionaryArray<Int32Type>, r: usize| {
+        (!d.is_null(r)).then(|| d.keys().value(r) as usize)
+    };
+    Ok((0..b.num_rows())
+        .map(|r| {
+            let says = key(kind, r).map_or(0, |k| kind_says[k]);
+            if says != STATUS {
+                return says;
+            }
+            let to = key(to, r).map_or(0, |k| to_says[k]);
+            let reopened = to & OPENS != 0 && key(from, r).is_some_and(|k| reopens[k]);
+            STATUS | to | if reopened { REOPENS } else { 0 }
+        })
+        .collect())
 }
 
 /// What a piece keeps of its events: every status event, compactly (of its batch only
@@ -771,23 +840,12 @@ pub async fn compute(
         // the whole source
         None => {
             let events_objects = of_table(objects, Table::Events);
-            each_batch(lake, &events_objects, &COLUMNS, |_, b| {
-                let kind = column(&b, "kind")?.as_string::<i32>();
-                let eq =
-                    arrow::compute::kernels::cmp::eq(kind, &StringArray::new_scalar("status"))?;
-                // a null kind is not a status
-                let status = match eq.nulls() {
-                    Some(_) => arrow::compute::prep_null_mask_filter(&eq),
-                    None => eq,
-                };
+            each_events_batch(lake, &events_objects, |_, b| {
+                let says = saids(&b)?;
+                let status: BooleanArray = says.iter().map(|&s| Some(s & STATUS != 0)).collect();
                 gathered.start(source, status.true_count())?;
-                let s = |n: &str| -> Result<&StringArray> { Ok(column(&b, n)?.as_string::<i32>()) };
-                let (ticket, from, to, at) = (
-                    s("ticket_id")?,
-                    s("from_value")?,
-                    s("to_value")?,
-                    timestamps(&b, "at")?,
-                );
+                let ticket = column(&b, "ticket_id")?.as_string::<i32>();
+                let at = timestamps(&b, "at")?;
                 // a ticket's events often come one after another: its number is looked up once
                 let mut last: Option<(&str, u32)> = None;
                 for r in 0..b.num_rows() {
@@ -803,7 +861,7 @@ pub async fn compute(
                             n
                         }
                     };
-                    gathered.add(n, at.value(r), said(opt(kind, r), opt(from, r), opt(to, r)));
+                    gathered.add(n, at.value(r), says[r]);
                 }
                 gathered.end(column(&b, "event_id")?, &status)
             })
