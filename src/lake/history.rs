@@ -848,7 +848,7 @@ pub async fn compute(
                 let at = timestamps(&b, "at")?;
                 // a ticket's events often come one after another: its number is looked up once
                 let mut last: Option<(&str, u32)> = None;
-                for r in 0..b.num_rows() {
+                for (r, &says) in says.iter().enumerate() {
                     let id = ticket.value(r);
                     let n = match last {
                         Some((previous, n)) if previous == id => n,
@@ -861,7 +861,7 @@ pub async fn compute(
                             n
                         }
                     };
-                    gathered.add(n, at.value(r), says[r]);
+                    gathered.add(n, at.value(r), says);
                 }
                 gathered.end(column(&b, "event_id")?, &status)
             })
