@@ -1097,6 +1097,76 @@ mod tests {
     use super::*;
 
     #[test]
+    fn what_each_event_of_a_batch_says_from_its_dictionaries() {
+        use arrow::array::DictionaryArray;
+        let dict = |v: &[Option<&str>]| -> ArrayRef {
+            Arc::new(v.iter().copied().collect::<DictionaryArray<Int32Type>>())
+        };
+        // (kind, from, to) and what it says, worked out from the flags' definitions
+        type Row = (
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<&'static str>,
+            u8,
+        );
+        let rows: [Row; 9] = [
+            (Some("status"), None, Some("new"), STATUS | OPENS),
+            (
+                Some("status"),
+                Some("resolved"),
+                Some("assigned"),
+                STATUS | OPENS | REOPENS,
+            ),
+            (
+                Some("status"),
+                Some("assigned"),
+                Some("resolved"),
+                STATUS | TO_RESOLVED,
+            ),
+            (
+                Some("status"),
+                Some("closed"),
+                Some("pending"),
+                STATUS | OPENS | REOPENS | TO_PENDING,
+            ),
+            (Some("status"), Some("resolved"), Some("closed"), STATUS),
+            (Some("status"), Some("resolved"), None, STATUS),
+            (
+                Some("transfer"),
+                Some("resolved"),
+                Some("assigned"),
+                TRANSFER,
+            ),
+            (Some("assign"), Some("resolved"), Some("pending"), 0),
+            (None, Some("resolved"), Some("assigned"), 0),
+        ];
+        let batch = RecordBatch::try_from_iter([
+            ("kind", dict(&rows.map(|r| r.0))),
+            ("from_value", dict(&rows.map(|r| r.1))),
+            ("to_value", dict(&rows.map(|r| r.2))),
+        ])
+        .unwrap();
+        assert_eq!(saids(&batch).unwrap(), rows.map(|r| r.3));
+        // text columns are refused, not misread
+        let text = RecordBatch::try_from_iter([
+            (
+                "kind",
+                Arc::new(StringArray::from(vec!["status"])) as ArrayRef,
+            ),
+            (
+                "from_value",
+                Arc::new(StringArray::from(vec!["new"])) as ArrayRef,
+            ),
+            (
+                "to_value",
+                Arc::new(StringArray::from(vec!["assigned"])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        assert!(saids(&text).is_err());
+    }
+
+    #[test]
     fn what_a_status_event_says() {
         assert_eq!(flags(None, Some("new")), OPENS);
         assert_eq!(flags(Some("in_progress"), Some("resolved")), TO_RESOLVED);
