@@ -77,12 +77,27 @@ pub fn local_context(config: SessionConfig) -> SessionContext {
     SessionContext::new_with_state(state)
 }
 
+/// DataFusion's settings, with those given by `DATAFUSION_*` variables (the setting's
+/// name in capitals, dots as underscores: `DATAFUSION_EXECUTION_BATCH_SIZE=4096`), for an
+/// analyst tuning a query or an operator bounding a run; `target_partitions` is always
+/// the number of cores. A value DataFusion cannot read is an error naming the variables.
+fn datafusion_settings() -> Result<SessionConfig> {
+    SessionConfig::from_env().with_context(|| {
+        let mut names: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.starts_with("DATAFUSION_"))
+            .collect();
+        names.sort();
+        format!("reading DataFusion's settings from {}", names.join(", "))
+    })
+}
+
 /// A session over `lake` with every table, view and function registered; its queries
 /// run in this process or on the Ballista cluster of the config's `engine`.
 pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext> {
     let ctx = match cluster::Engine::of(config)? {
         cluster::Engine::Local => {
-            let cfg = SessionConfig::new()
+            let cfg = datafusion_settings()?
                 .with_information_schema(true)
                 .with_target_partitions(
                     std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -207,6 +207,56 @@ fn a_bad_memory_bound_is_refused_by_name() {
 }
 
 #[test]
+fn datafusion_settings_come_from_their_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_str().unwrap();
+    let (code, _, err) = run(&[
+        "fixtures",
+        "--tickets",
+        "50",
+        "--start",
+        "2026-01",
+        "--months",
+        "1",
+        "--lake",
+        lake,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sql = |value: &str| {
+        Command::new(bin())
+            .args(["sql", "--lake", lake, "--format", "csv"])
+            .arg(
+                "select name, value from information_schema.df_settings \
+                 where name in ('datafusion.execution.batch_size', \
+                 'datafusion.execution.parquet.pushdown_filters') order by name",
+            )
+            .env("DATAFUSION_EXECUTION_BATCH_SIZE", value)
+            .env("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS", "true")
+            .output()
+            .unwrap()
+    };
+    let out = sql("1234");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "name,value\n\
+         datafusion.execution.batch_size,1234\n\
+         datafusion.execution.parquet.pushdown_filters,true\n"
+    );
+    let out = sql("lots");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "reading DataFusion's settings from DATAFUSION_EXECUTION_BATCH_SIZE, \
+             DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS"
+        ) && err.contains("Error parsing 'lots' as usize"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_prompt_runs_multi_line_statements() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
