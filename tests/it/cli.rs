@@ -223,7 +223,14 @@ fn datafusion_settings_come_from_their_variables() {
     ]);
     assert_eq!(code, 0, "{err}");
     let sql = |value: &str| {
-        Command::new(bin())
+        let mut command = Command::new(bin());
+        // only the variables of this test, whatever the caller's environment holds
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("DATAFUSION_") {
+                command.env_remove(name);
+            }
+        }
+        command
             .args(["sql", "--lake", lake, "--format", "csv"])
             .arg(
                 "select name, value from information_schema.df_settings \
