@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use datafusion::prelude::SessionContext;
 
 use super::Period;
-use crate::config::{Config, DecisionConfig};
+use crate::config::Config;
 use crate::decision::inputs::{self, Decision, Window};
 use crate::engine::localtime::{LocalDays, Month};
 
@@ -25,28 +25,15 @@ pub async fn compute(
     };
     let from = from.unwrap_or_else(|| to.plus(1 - decision.window_months as i32));
     let period = Period::new(from, to)?;
-    let rows = super::decision_inputs(ctx, days, period).await?;
-    from_rows(config, &decision, days, period, &rows)
-}
-
-/// The comparison over `period` from the rows of its inputs
-/// ([`decision_inputs`](super::decision_inputs)), with the model's settings `decision`.
-pub fn from_rows(
-    config: &Config,
-    decision: &DecisionConfig,
-    days: &LocalDays,
-    period: Period,
-    rows: &serde_json::Value,
-) -> Result<Decision> {
-    let (from, to) = (period.from, period.to);
     let months = (0..).take_while(|i| from.plus(*i) <= to).count() as u32;
+    let rows = super::decision_inputs(ctx, days, period).await?;
     let orgs: Vec<String> = config.orgs.iter().map(|o| o.id.clone()).collect();
-    let measured = inputs::measured(rows, months, &orgs, &decision.fallback);
+    let measured = inputs::measured(&rows, months, &orgs, &decision.fallback);
     let (start, end) = period.bounds(days);
     let calendars = crate::engine::udf::Calendars::from_config(config)?;
     let hours =
         calendars.default_calendar().business_seconds(start, end) / 3600.0 / f64::from(months);
-    let assumptions = inputs::assumptions(decision, hours);
+    let assumptions = inputs::assumptions(&decision, hours);
     let window = Window {
         from: from.to_string(),
         to: to.to_string(),

@@ -150,99 +150,33 @@ pub async fn side_by_side_in<'a>(
     jobs: impl IntoIterator<Item = (&'a str, Period)>,
     chunk_bytes: u64,
 ) -> Result<Vec<KpiResult>> {
-    let jobs = jobs
-        .into_iter()
-        .map(|(name, period)| Ok(Job::kpi(name, queries::kpi(name)?, period)))
-        .collect::<Result<Vec<_>>>()?;
-    run_jobs(ctx, lake, days, jobs, chunk_bytes).await
-}
-
-/// [`side_by_side`] of KPI `jobs` and of the decision inputs over `decision`
-/// ([`decision_inputs`]), all in the same queries at a time: the report needs both, and
-/// the decision's queries, run after the KPIs one by one, left a core idle in each of
-/// their serial phases.
-pub async fn side_by_side_with_decision<'a>(
-    ctx: &SessionContext,
-    lake: &Lake,
-    days: &LocalDays,
-    jobs: impl IntoIterator<Item = (&'a str, Period)>,
-    decision: Period,
-) -> Result<(Vec<KpiResult>, serde_json::Value)> {
-    let bytes = crate::lake::mib_from_env("TICKETLAKE_KPI_CHUNK_MIB")?.unwrap_or(CHUNK_BYTES);
-    let mut all = jobs
-        .into_iter()
-        .map(|(name, period)| Ok(Job::kpi(name, queries::kpi(name)?, period)))
-        .collect::<Result<Vec<_>>>()?;
-    let kpis = all.len();
-    for name in queries::decision_names() {
-        all.push(Job {
-            name,
-            sql: queries::decision(name)?,
-            period: decision,
-            split: false,
-        });
-    }
-    let mut results = run_jobs(ctx, lake, days, all, bytes).await?;
-    let inputs = to_json(&results.split_off(kpis))?;
-    Ok((results, inputs))
-}
-
-/// A query of `queries/` to run over a period, and whether its period may be cut into
-/// chunks (a KPI whose SQL says `-- Split: month`).
-struct Job<'a> {
-    name: &'a str,
-    sql: String,
-    period: Period,
-    split: bool,
-}
-
-impl<'a> Job<'a> {
-    fn kpi(name: &'a str, sql: String, period: Period) -> Job<'a> {
-        Job {
-            name,
-            split: period.from < period.to && splits_by_month(&sql),
-            sql,
-            period,
-        }
-    }
-}
-
-/// Runs `jobs` [`CONCURRENT_KPIS`] at a time, a split job's chunks put together; the
-/// results in the order of `jobs` (see [`side_by_side`]).
-async fn run_jobs(
-    ctx: &SessionContext,
-    lake: &Lake,
-    days: &LocalDays,
-    jobs: Vec<Job<'_>>,
-    chunk_bytes: u64,
-) -> Result<Vec<KpiResult>> {
     use futures::StreamExt;
     crate::lake::write::map_large_blocks();
     let mut sizes = None;
     let mut pieces = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        if !job.split {
-            pieces.push((i, job.period));
+    for (job, (name, period)) in jobs.into_iter().enumerate() {
+        let split = period.from < period.to && splits_by_month(&queries::kpi(name)?);
+        if !split {
+            pieces.push((job, name, period));
             continue;
         }
         if sizes.is_none() {
             sizes = Some(lake.month_bytes(Table::Tickets).await?);
         }
         let sizes = sizes.as_ref().expect("listed above");
-        for chunk in chunks(job.period, sizes, chunk_bytes) {
-            pieces.push((i, chunk));
+        for chunk in chunks(period, sizes, chunk_bytes) {
+            pieces.push((job, name, chunk));
         }
     }
-    let jobs = &jobs;
-    let mut done = futures::stream::iter(pieces.into_iter().enumerate())
-        .map(|(k, (i, period))| async move {
-            let job = &jobs[i];
-            (k, i, run_sql(ctx, days, job.name, &job.sql, period).await)
-        })
-        .buffer_unordered(CONCURRENT_KPIS)
-        .collect::<Vec<_>>()
-        .await;
-    done.sort_by_key(|(k, _, _)| *k);
+    let mut done =
+        futures::stream::iter(pieces.into_iter().enumerate())
+            .map(|(i, (job, name, period))| async move {
+                (i, job, run_one(ctx, days, name, period).await)
+            })
+            .buffer_unordered(CONCURRENT_KPIS)
+            .collect::<Vec<_>>()
+            .await;
+    done.sort_by_key(|(i, _, _)| *i);
     let mut results: Vec<(KpiResult, usize)> = Vec::new();
     let mut last_job = None;
     for (_, job, result) in done {
@@ -258,13 +192,9 @@ async fn run_jobs(
     }
     let mut out = Vec::with_capacity(results.len());
     for (result, chunks) in results {
-        out.push(if chunks > 1 {
-            match queries::combine(&result.name)? {
-                Some(sql) => combine(result, &sql).await?,
-                None => result,
-            }
-        } else {
-            result
+        out.push(match queries::combine(&result.name)? {
+            Some(sql) if chunks > 1 => combine(result, &sql).await?,
+            _ => result,
         });
     }
     Ok(out)

@@ -139,13 +139,19 @@ pub async fn gather<'a>(
         .iter()
         .map(|n| (*n, trend_period))
         .chain(data::MONTH_KPIS.iter().map(|n| (*n, month_period)));
-    // the decision over the window that ends with the report's month, its queries run
-    // beside the KPIs'
-    let decision = config.decision.with_overrides(&[])?;
-    let window = Period::new(month.plus(1 - decision.window_months as i32), month)?;
-    let (results, rows) = kpi::side_by_side_with_decision(&ctx, lake, days, jobs, window).await?;
+    let results = kpi::side_by_side(&ctx, lake, days, jobs).await?;
     let (trend, current) = results.split_at(data::TREND_KPIS.len());
-    let decision = kpi::decision::from_rows(config, &decision, days, window, &rows)?;
+    // the decision over the window that ends with the report's month
+    let window = config.decision.window_months as i32;
+    let decision = kpi::decision::compute(
+        &ctx,
+        config,
+        days,
+        Some(month.plus(1 - window)),
+        Some(month),
+        &[],
+    )
+    .await?;
     let mut freshness = Vec::new();
     for source in lake.sources().await? {
         let state = lake.state(&source).await?;
