@@ -249,36 +249,51 @@ async fn the_lock_on_s3_lets_one_writer_in_and_takes_over_an_expired_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pulls_at_once_on_one_s3_lake_one_runs_the_other_says_so() {
     use super::connectors::servers;
-    use super::pull_cli::{config_file, pull_cmd, run, slowed};
+    use super::pull_cli::{config_file, pull_cmd, run};
+    use ticketlake::sources::fixtures::server::Faults;
     let moto = Moto::start();
-    let lb = servers(800, 2, 33, slowed()).await;
+    // every answer 40 ms late: the first pull holds the lock for seconds. Started at the
+    // same instant, the second process was once late enough (a loaded machine) to find
+    // the lock released and run too; it now starts once the first holds the lock
+    let slow = Faults {
+        slow_every: Some((1, Duration::from_millis(40))),
+        ..Faults::default()
+    };
+    let lb = servers(800, 2, 33, slow).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(&lb, dir.path());
     let s3 = format!("s3://{BUCKET}/twice");
-    let both = [0, 1].map(|_| {
-        let mut c = pull_cmd(&cfg, &s3, &["--quiet"]);
-        moto.env(&mut c);
-        run(c)
-    });
-    let [a, b] = both;
-    let (a, b) = tokio::join!(a, b);
-    let mut codes = [a.status.code(), b.status.code()];
-    codes.sort();
-    assert_eq!(
-        codes,
-        [Some(0), Some(2)],
-        "one pull ran, the other was refused"
+    let lake = moto.lake("twice");
+    let mut first = pull_cmd(&cfg, &s3, &["--quiet"]);
+    moto.env(&mut first);
+    let first = tokio::spawn(run(first));
+    let waited = Instant::now();
+    while lake.store.head(&lock()).await.is_err() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the first pull never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut second = pull_cmd(&cfg, &s3, &["--quiet"]);
+    moto.env(&mut second);
+    let refused = run(second).await;
+    assert!(
+        !first.is_finished(),
+        "the first pull ended before the second was refused: the server is not slow enough"
     );
-    let refused = if a.status.code() == Some(2) { &a } else { &b };
+    let ran = first.await.unwrap();
+    assert_eq!(
+        [ran.status.code(), refused.status.code()],
+        [Some(0), Some(2)],
+        "the first pull ran, the second was refused"
+    );
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
         err.contains("is already being written by 'ticketlake pull'"),
         "{err}"
     );
-    assert!(
-        moto.lake("twice").store.get(&lock()).await.is_err(),
-        "released"
-    );
+    assert!(lake.store.get(&lock()).await.is_err(), "released");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
