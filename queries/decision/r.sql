@@ -4,9 +4,14 @@
 -- Grain: one row. Parameters: $start, $end (the window).
 -- Output: kept, forwarded (counts), r.
 with forwarded_from as (
-    select distinct g.origin as school_ticket
+    -- origin is 'source:ticket_id' and a source id holds no ':' (the configuration
+    -- refuses one): the join is on the two columns split at its first ':', rather than
+    -- on a string built for each ticket of the window
+    select distinct
+        split_part(g.origin, ':', 1) as school_source,
+        substr(g.origin, strpos(g.origin, ':') + 1) as school_ticket
     from tickets g
-    where g.desk = 'group' and g.origin is not null
+    where g.desk = 'group' and strpos(g.origin, ':') > 0
         -- a group ticket is forwarded from a school ticket after it was created: only
         -- those created from the period's start are read (a day earlier, for clocks of
         -- two desks' servers that differ)
@@ -19,11 +24,11 @@ paths as (
             when t.desk = 'group' and t.origin is not null then 'forwarded'
         end as path
     -- the forwarded school tickets first: the engine keeps the first side of a join in
-    -- memory, and they are far fewer than the window's tickets. Named school_ticket, not
-    -- origin: DataFusion 55 may push a filter on a column through a join to the other
-    -- side's column of the same name (apache/datafusion#20213)
+    -- memory, and they are far fewer than the window's tickets. Named school_*, not
+    -- origin, source or ticket_id: DataFusion 55 may push a filter on a column through a
+    -- join to the other side's column of the same name (apache/datafusion#20213)
     from forwarded_from f
-    right join tickets t on f.school_ticket = t.source || ':' || t.ticket_id
+    right join tickets t on f.school_source = t.source and f.school_ticket = t.ticket_id
     where t.created_at >= $start and t.created_at < $end and t.service_scope = 'group'
 )
 select
