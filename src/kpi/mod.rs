@@ -270,11 +270,27 @@ pub async fn decision_inputs(
     days: &LocalDays,
     period: Period,
 ) -> Result<serde_json::Value> {
+    decision_inputs_besides(ctx, days, period, serde_json::Map::new()).await
+}
+
+/// [`decision_inputs`], the rows of the inputs in `known` taken as they are (their queries
+/// are not run).
+pub async fn decision_inputs_besides(
+    ctx: &SessionContext,
+    days: &LocalDays,
+    period: Period,
+    mut known: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value> {
     let mut results = Vec::new();
     for name in queries::decision_names() {
-        results.push(run_sql(ctx, days, name, &queries::decision(name)?, period).await?);
+        if !known.contains_key(name) {
+            results.push(run_sql(ctx, days, name, &queries::decision(name)?, period).await?);
+        }
     }
-    to_json(&results)
+    if let serde_json::Value::Object(measured) = to_json(&results)? {
+        known.extend(measured);
+    }
+    Ok(serde_json::Value::Object(known))
 }
 
 /// `{"kpi name": [rows…], …}`.

@@ -141,15 +141,22 @@ pub async fn gather<'a>(
         .chain(data::MONTH_KPIS.iter().map(|n| (*n, month_period)));
     let results = kpi::side_by_side(&ctx, lake, days, jobs).await?;
     let (trend, current) = results.split_at(data::TREND_KPIS.len());
-    // the decision over the window that ends with the report's month
-    let window = config.decision.window_months as i32;
-    let decision = kpi::decision::compute(
+    let trend = kpi::to_json(trend)?;
+    // the decision over the window that ends with the report's month; its volumes and r
+    // are added up from the trend's rows when the trend holds the window
+    let window = Period::new(month.plus(1 - config.decision.window_months as i32), month)?;
+    let known = match window.from >= trend_period.from {
+        true => kpi::decision::from_kpis(&trend, window),
+        false => serde_json::Map::new(),
+    };
+    let decision = kpi::decision::compute_knowing(
         &ctx,
         config,
         days,
-        Some(month.plus(1 - window)),
-        Some(month),
+        Some(window.from),
+        Some(window.to),
         &[],
+        known,
     )
     .await?;
     let mut freshness = Vec::new();
@@ -171,7 +178,7 @@ pub async fn gather<'a>(
     }
     Ok(Inputs {
         month,
-        trend: kpi::to_json(trend)?,
+        trend,
         current: kpi::to_json(current)?,
         freshness,
         lake: lake.location.clone(),

@@ -234,6 +234,61 @@ async fn the_decision_section_shows_the_figures_of_decide() {
     );
 }
 
+/// The decision of the report: volumes and r added up from its trend's KPI rows when the
+/// trend holds the window, the other inputs queried as `decide` does.
+#[tokio::test]
+async fn the_report_decides_as_decide_does_over_the_same_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let hand = write_lake(&dir.path().join("hand"), &super::kpi_hand::sources()).await;
+    let generated = dir.path().join("generated");
+    let out = Command::new(bin())
+        .args(["fixtures", "--lake", generated.to_str().unwrap()])
+        .args([
+            "--tickets",
+            "6000",
+            "--start",
+            "2025-01",
+            "--months",
+            "14",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = Lake::open(generated.to_str().unwrap(), false).unwrap();
+    let days = LocalDays::new(chrono_tz::Europe::Paris);
+    // windows of 12 and 6 months are inside the 13 months of the trend, 24 is not
+    for (lake, month) in [(&hand, "2026-04"), (&generated, "2026-02")] {
+        let month = Month::parse(month).unwrap();
+        for window in [12, 6, 24] {
+            let mut config = Config::default();
+            config.decision.window_months = window;
+            let inputs = report::gather(lake, &config, &days, month).await.unwrap();
+            let ctx = ticketlake::engine::session(lake, &config).await.unwrap();
+            let from = month.plus(1 - window as i32);
+            let decided = ticketlake::kpi::decision::compute(
+                &ctx,
+                &config,
+                &days,
+                Some(from),
+                Some(month),
+                &[],
+            )
+            .await
+            .unwrap();
+            assert_eq!(inputs.decision, decided, "{month}, {window} months");
+            assert_eq!(
+                decided.measured.r.source, "data",
+                "{month}, {window} months"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_month_without_data_shows_na_with_the_reason_never_zero() {
     let dir = tempfile::tempdir().unwrap();
