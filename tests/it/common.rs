@@ -164,6 +164,22 @@ pub fn bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_ticketlake"))
 }
 
+/// Writes a generated lake into `dir` with `ticketlake fixtures` and `args` (its size and
+/// span), and opens it.
+pub fn fixtures_lake(dir: &std::path::Path, args: &[&str]) -> Lake {
+    let made = std::process::Command::new(bin())
+        .args(["fixtures", "--lake", dir.to_str().unwrap(), "-q"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    Lake::open(dir.to_str().unwrap(), false).unwrap()
+}
+
 /// The option of `decide --format json` with the lowest total FTE.
 pub fn cheapest(decision: &serde_json::Value) -> &serde_json::Value {
     decision["options"]

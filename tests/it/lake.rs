@@ -244,17 +244,8 @@ async fn duckdb_reads_the_lake_and_finds_the_same_volume() {
     }
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
-    let made = std::process::Command::new(bin())
-        .args(["fixtures", "--lake", lake_dir.to_str().unwrap()])
-        .args(["--tickets", "4000", "--start", "2025-01", "--months", "6"])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let lake = Lake::open(lake_dir.to_str().unwrap(), false).unwrap();
+    let args = ["--tickets", "4000", "--start", "2025-01", "--months", "6"];
+    let lake = fixtures_lake(&lake_dir, &args);
     let ours = kpis(&lake, "2025-01", "2025-06").await["volume"].clone();
     let script = format!(
         r#"

@@ -240,26 +240,10 @@ async fn the_decision_section_shows_the_figures_of_decide() {
 async fn the_report_decides_as_decide_does_over_the_same_window() {
     let dir = tempfile::tempdir().unwrap();
     let hand = write_lake(&dir.path().join("hand"), &super::kpi_hand::sources()).await;
-    let generated = dir.path().join("generated");
-    let out = Command::new(bin())
-        .args(["fixtures", "--lake", generated.to_str().unwrap()])
-        .args([
-            "--tickets",
-            "6000",
-            "--start",
-            "2025-01",
-            "--months",
-            "14",
-            "-q",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let generated = fixtures_lake(
+        &dir.path().join("generated"),
+        &["--tickets", "6000", "--start", "2025-01", "--months", "14"],
     );
-    let generated = Lake::open(generated.to_str().unwrap(), false).unwrap();
     let days = LocalDays::new(chrono_tz::Europe::Paris);
     // windows of 12 and 6 months are inside the 13 months of the trend, 24 is not
     for (lake, month) in [(&hand, "2026-04"), (&generated, "2026-02")] {
