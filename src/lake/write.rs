@@ -908,7 +908,10 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             None => 0,
         }
     };
-    let mut latest: foldhash::HashMap<&str, (usize, usize)> = foldhash::HashMap::default();
+    // sized for every row at once: grown as it fills, rehashing was a tenth of the merge
+    let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+    let mut latest: foldhash::HashMap<&str, (usize, usize)> =
+        foldhash::HashMap::with_capacity_and_hasher(rows, Default::default());
     for (b, batch) in batches.iter().enumerate() {
         let keys = batch
             .column_by_name(table.key_column())
