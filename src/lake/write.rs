@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::{interleave, take};
 use arrow::datatypes::TimestampMicrosecondType;
 use bytes::Bytes;
@@ -908,24 +908,29 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             None => 0,
         }
     };
+    let keys: Vec<&StringArray> = batches
+        .iter()
+        .map(|b| {
+            b.column_by_name(table.key_column())
+                .expect("canonical column")
+                .as_string::<i32>()
+        })
+        .collect();
+    let key = |(b, r): (u32, u32)| keys[b as usize].value(r as usize);
     // sized for every row at once: grown as it fills, rehashing was a tenth of the merge
     let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>();
-    let mut latest: foldhash::HashMap<&str, (usize, usize)> =
+    let mut latest: foldhash::HashMap<&str, (u32, u32)> =
         foldhash::HashMap::with_capacity_and_hasher(rows, Default::default());
-    for (b, batch) in batches.iter().enumerate() {
-        let keys = batch
-            .column_by_name(table.key_column())
-            .expect("canonical column")
-            .as_string::<i32>();
-        for r in 0..batch.num_rows() {
-            match latest.entry(keys.value(r)) {
+    for (b, batch_keys) in keys.iter().enumerate() {
+        for r in 0..batch_keys.len() {
+            match latest.entry(batch_keys.value(r)) {
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert((b, r));
+                    e.insert((b as u32, r as u32));
                 }
                 std::collections::hash_map::Entry::Occupied(mut e) => {
                     let (ob, or) = *e.get();
-                    if version(b, r) >= version(ob, or) {
-                        e.insert((b, r));
+                    if version(b, r) >= version(ob as usize, or as usize) {
+                        e.insert((b as u32, r as u32));
                     }
                 }
             }
@@ -939,22 +944,34 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             None => 0,
         }
     };
-    let mut order: Vec<(i64, i64, &str, (usize, usize))> = latest
-        .into_iter()
-        .map(|(key, (b, r))| (resolution(b, r), instants[b].value(r), key, (b, r)))
+    // (resolution, instant, row): 24 bytes a row to sort, the key looked up only when
+    // both times are the same (each key is there once, so the order is the same as by
+    // the three)
+    let mut order: Vec<(i64, i64, (u32, u32))> = latest
+        .into_values()
+        .map(|(b, r)| {
+            let (bu, ru) = (b as usize, r as usize);
+            (resolution(bu, ru), instants[bu].value(ru), (b, r))
+        })
         .collect();
-    order.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    order.sort_unstable_by(|x, y| {
+        (x.0, x.1)
+            .cmp(&(y.0, y.1))
+            .then_with(|| key(x.2).cmp(key(y.2)))
+    });
     let columns = if let [batch] = batches {
         // one batch (a new partition): its rows are taken in order, with no batch to pick
-        let rows: arrow::array::UInt32Array =
-            order.into_iter().map(|(.., (_, r))| r as u32).collect();
+        let rows: arrow::array::UInt32Array = order.into_iter().map(|(.., (_, r))| r).collect();
         batch
             .columns()
             .iter()
             .map(|c| take(c, &rows, None))
             .collect::<Result<Vec<ArrayRef>, _>>()?
     } else {
-        let indices: Vec<(usize, usize)> = order.into_iter().map(|(.., i)| i).collect();
+        let indices: Vec<(usize, usize)> = order
+            .into_iter()
+            .map(|(.., (b, r))| (b as usize, r as usize))
+            .collect();
         (0..schema.fields().len())
             .map(|c| {
                 let arrays: Vec<&dyn Array> =
