@@ -130,3 +130,50 @@ async fn pending_business_micros_clips_each_interval_to_the_window() {
     assert!(col(2).is_null(0), "a null org gives null");
     assert_eq!(col(3).value(0), 0, "an empty window counts nothing");
 }
+
+/// The calendar functions take the org as it comes: a string, a large string, a string
+/// view (as text is read from the lake), or a value of another type cast to a string.
+/// Wednesday 2026-04-08 09:00 to Thursday 10:00, Paris (france: 08:00-18:00 on weekdays):
+/// 9 h on Wednesday and 2 h on Thursday.
+#[tokio::test]
+async fn business_micros_reads_the_org_as_any_kind_of_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = one_ticket_session(dir.path()).await;
+    let ts = |s: &str| format!("arrow_cast('{s}', 'Timestamp(Microsecond, Some(\"UTC\"))')");
+    let (from, to) = (ts("2026-04-08T07:00:00Z"), ts("2026-04-09T08:00:00Z"));
+    let orgs = [
+        "'LYON'",
+        "arrow_cast('LYON', 'LargeUtf8')",
+        "arrow_cast('LYON', 'Utf8View')",
+        "arrow_cast(null, 'Utf8View')",
+        "42",
+    ];
+    let columns: Vec<String> = orgs
+        .iter()
+        .map(|org| format!("business_micros({org}, {from}, {to})"))
+        .collect();
+    let sql = format!(
+        "select {}, pending_business_micros(arrow_cast('LYON', 'Utf8View'), \
+         make_array({from}), make_array({to}), {from}, {to})",
+        columns.join(", ")
+    );
+    let out = run_read_only(&ctx, &sql).await.unwrap();
+    let batch = &out[0].1[0];
+    let value = |i: usize| {
+        let col =
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(batch.column(i));
+        arrow::array::Array::is_valid(col, 0).then(|| col.value(0))
+    };
+    let eleven_hours = Some(11 * 3_600_000_000);
+    assert_eq!(value(0), eleven_hours);
+    assert_eq!(value(1), eleven_hours);
+    assert_eq!(value(2), eleven_hours);
+    assert_eq!(value(3), None, "a null org gives null");
+    // an org no config names has the default calendar (france)
+    assert_eq!(value(4), eleven_hours);
+    assert_eq!(
+        value(5),
+        eleven_hours,
+        "the pending period is the whole window"
+    );
+}
