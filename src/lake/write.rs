@@ -879,13 +879,14 @@ fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<Mer
 /// the last occurrence wins.
 pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let schema = table.file_schema();
-    let instants: Vec<_> = batches
-        .iter()
-        .map(|b| {
-            b.column_by_name(table.partition_instant())
-                .expect("canonical column")
-                .as_primitive::<TimestampMicrosecondType>()
-        })
+    // a column of every batch
+    let columns = |name: &'static str| {
+        batches
+            .iter()
+            .map(move |b| b.column_by_name(name).expect("canonical column"))
+    };
+    let instants: Vec<_> = columns(table.partition_instant())
+        .map(|c| c.as_primitive::<TimestampMicrosecondType>())
         .collect();
     // a timestamp column of every batch, for tickets only
     let tickets_column = |name: &str| -> Vec<Option<_>> {
@@ -908,13 +909,8 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             None => 0,
         }
     };
-    let keys: Vec<&StringArray> = batches
-        .iter()
-        .map(|b| {
-            b.column_by_name(table.key_column())
-                .expect("canonical column")
-                .as_string::<i32>()
-        })
+    let keys: Vec<&StringArray> = columns(table.key_column())
+        .map(|c| c.as_string::<i32>())
         .collect();
     let key = |(b, r): (u32, u32)| keys[b as usize].value(r as usize);
     // sized for every row at once: grown as it fills, rehashing was a tenth of the merge
