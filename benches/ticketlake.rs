@@ -3,7 +3,8 @@
 //! - `calendar`: business time and local days alone, per call (the precomputed day tables
 //!   behind `business_micros` and `local_day`);
 //! - `udf`: the same through DataFusion, `business_micros`, `pending_business_micros` and
-//!   `local_month` over a million rows in memory;
+//!   `local_month` over a million rows in memory (the org as string views, as the lake
+//!   gives it);
 //! - `generator`: one month of `ticketlake fixtures` (100,000 tickets and their events,
 //!   as Arrow batches, nothing written);
 //! - `kpi`: the whole KPI set end to end (planning, reading the Parquet lake, all
@@ -22,7 +23,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, ListArray, RecordBatch, StringViewArray, TimestampMicrosecondArray};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -89,7 +90,8 @@ fn udf_table() -> MemTable {
     let n = 1_000_000;
     let pairs = intervals(n);
     let orgs = ["LYON", "RENNES", "STRASBOURG", "GROUP"];
-    let org = StringArray::from_iter_values((0..n).map(|i| orgs[i % orgs.len()]));
+    // as views, as text is read from the lake
+    let org = StringViewArray::from_iter_values((0..n).map(|i| orgs[i % orgs.len()]));
     let (mut starts, mut ends, mut offsets) = (Vec::new(), Vec::new(), vec![0i32]);
     for &(from, to) in &pairs {
         let third = (to - from) / 3;
@@ -129,7 +131,7 @@ fn udf_table() -> MemTable {
         )
     };
     let schema = Arc::new(Schema::new(vec![
-        Field::new("org", DataType::Utf8, false),
+        Field::new("org", DataType::Utf8View, false),
         tsf("a"),
         tsf("b"),
         Field::new("starts", DataType::List(item.clone()), true),
