@@ -880,26 +880,22 @@ fn compare(table: Table, old: &[RecordBatch], new: &[RecordBatch]) -> Result<Mer
 pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let schema = table.file_schema();
     // a column of every batch
-    let columns = |name: &'static str| {
+    let of_each = |name: &'static str| {
         batches
             .iter()
             .map(move |b| b.column_by_name(name).expect("canonical column"))
     };
-    let instants: Vec<_> = columns(table.partition_instant())
+    let instants: Vec<_> = of_each(table.partition_instant())
         .map(|c| c.as_primitive::<TimestampMicrosecondType>())
         .collect();
     // a timestamp column of every batch, for tickets only
-    let tickets_column = |name: &str| -> Vec<Option<_>> {
-        batches
-            .iter()
-            .map(|b| {
-                (table == Table::Tickets).then(|| {
-                    b.column_by_name(name)
-                        .expect("canonical column")
-                        .as_primitive::<TimestampMicrosecondType>()
-                })
-            })
-            .collect()
+    let tickets_column = |name: &'static str| -> Vec<Option<_>> {
+        match table {
+            Table::Tickets => of_each(name)
+                .map(|c| Some(c.as_primitive::<TimestampMicrosecondType>()))
+                .collect(),
+            Table::Events => vec![None; batches.len()],
+        }
     };
     let updated = tickets_column("updated_at");
     let version = |b: usize, r: usize| -> i64 {
@@ -909,7 +905,7 @@ pub fn merge_by_key(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch
             None => 0,
         }
     };
-    let keys: Vec<&StringArray> = columns(table.key_column())
+    let keys: Vec<&StringArray> = of_each(table.key_column())
         .map(|c| c.as_string::<i32>())
         .collect();
     let key = |(b, r): (u32, u32)| keys[b as usize].value(r as usize);
