@@ -204,65 +204,75 @@ pub struct LocalDates {
     format: String,
     /// The format is `%Y-%m-%d %H:%M:%S` (iTop's history, GLPI's dates).
     iso_seconds: bool,
-    offsets: HourOffsets,
+    offsets: DayOffsets,
 }
 
-/// The zone's UTC offsets of the local hours already met, in a direct-mapped table of
-/// [`HourOffsets::SLOTS`] (a pull reads millions of local times, which fall in a few
-/// thousand hours; finding an offset in the zone's transitions is a binary search each
-/// time). Only an hour whose every instant has the same single offset is kept, so a
-/// time repeated or skipped when summer time changes still goes to the zone.
+/// The zone's UTC offsets of the local days already met, in a direct-mapped table of
+/// [`DayOffsets::SLOTS`] days (a pull reads millions of local times, which fall on a few
+/// hundred days; finding an offset in the zone's transitions is a binary search each
+/// time). A day whose every hour has the same single offset keeps it; a day when the
+/// offset changes (summer time) is kept as such, and its times go to the zone.
 ///
-/// A slot holds the hour (local seconds since the epoch ÷ 3600, 32 bits) and the offset
-/// in seconds plus [`HourOffsets::BIAS`] (so an empty slot, 0, matches nothing). Relaxed
-/// atomics, so the dates can be shared; a race only means a miss.
-struct HourOffsets(Box<[std::sync::atomic::AtomicU64]>);
+/// A slot holds the day (local seconds since the epoch ÷ 86,400, 32 bits) and the offset
+/// in seconds plus [`DayOffsets::BIAS`] (so an empty slot, 0, matches nothing), or
+/// [`DayOffsets::CHANGES`]. Relaxed atomics, so the dates can be shared; a race only means
+/// a miss.
+struct DayOffsets(Box<[std::sync::atomic::AtomicU64]>);
 
-impl HourOffsets {
+impl DayOffsets {
     const SLOTS: usize = 1024;
     const BIAS: i64 = 1 << 30;
+    const CHANGES: u64 = 0xffff_ffff;
 
-    fn new() -> HourOffsets {
-        HourOffsets(
+    fn new() -> DayOffsets {
+        DayOffsets(
             (0..Self::SLOTS)
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
         )
     }
 
-    fn slot(&self, hour: i64) -> &std::sync::atomic::AtomicU64 {
-        &self.0[hour.rem_euclid(Self::SLOTS as i64) as usize]
+    fn slot(&self, day: i64) -> &std::sync::atomic::AtomicU64 {
+        &self.0[day.rem_euclid(Self::SLOTS as i64) as usize]
     }
 
-    /// The offset of `hour`, in seconds, if kept.
-    fn get(&self, hour: i64) -> Option<i64> {
-        let v = self.slot(hour).load(std::sync::atomic::Ordering::Relaxed);
-        (v != 0 && (v >> 32) as u32 == hour as u32).then(|| (v & 0xffff_ffff) as i64 - Self::BIAS)
+    /// `Some(Some(offset))`, in seconds, for a day of one offset; `Some(None)` for a day
+    /// when it changes; `None` if not kept.
+    fn get(&self, day: i64) -> Option<Option<i64>> {
+        let v = self.slot(day).load(std::sync::atomic::Ordering::Relaxed);
+        if v == 0 || (v >> 32) as u32 != day as u32 {
+            return None;
+        }
+        let low = v & 0xffff_ffff;
+        Some((low != Self::CHANGES).then(|| low as i64 - Self::BIAS))
     }
 
-    fn set(&self, hour: i64, offset: i64) {
-        let v = (u64::from(hour as u32) << 32) | (offset + Self::BIAS) as u64;
-        self.slot(hour)
-            .store(v, std::sync::atomic::Ordering::Relaxed);
+    fn set(&self, day: i64, offset: Option<i64>) {
+        let low = offset.map_or(Self::CHANGES, |o| (o + Self::BIAS) as u64);
+        self.slot(day).store(
+            (u64::from(day as u32) << 32) | low,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 
-impl Clone for HourOffsets {
-    fn clone(&self) -> HourOffsets {
-        HourOffsets::new()
+impl Clone for DayOffsets {
+    fn clone(&self) -> DayOffsets {
+        DayOffsets::new()
     }
 }
 
-impl std::fmt::Debug for HourOffsets {
+impl std::fmt::Debug for DayOffsets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HourOffsets")
+        f.write_str("DayOffsets")
     }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` exactly, the common case read without going through a format
-/// string (a pull reads millions of them); `None` for anything else, which the format
-/// then reads or rejects.
-fn iso_seconds(text: &str) -> Option<NaiveDateTime> {
+/// string (a pull reads millions of them), as seconds since the epoch of that wall-clock
+/// time (as if it were UTC); `None` for anything else (an impossible date or time too),
+/// which the format then reads or rejects.
+fn iso_seconds(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() != 19
         || b[4] != b'-'
@@ -274,15 +284,31 @@ fn iso_seconds(text: &str) -> Option<NaiveDateTime> {
         return None;
     }
     let n = |range: std::ops::Range<usize>| {
-        b[range].iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        b[range].iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
         })
     };
-    chrono::NaiveDate::from_ymd_opt(n(0..4)? as i32, n(5..7)?, n(8..10)?)?.and_hms_opt(
-        n(11..13)?,
-        n(14..16)?,
-        n(17..19)?,
-    )
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d == 0 || d > month_days || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // days since 1970-01-01 of the proleptic Gregorian date (years from March)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 impl LocalDates {
@@ -291,15 +317,16 @@ impl LocalDates {
             tz,
             format: format.to_string(),
             iso_seconds: format == "%Y-%m-%d %H:%M:%S",
-            offsets: HourOffsets::new(),
+            offsets: DayOffsets::new(),
         }
     }
 
-    /// The UTC offset (seconds) of every instant of the local hour `hour` (local seconds
-    /// since the epoch ÷ 3600), if they all have the same single one.
-    fn hour_offset(&self, hour: i64) -> Option<i64> {
-        if let Some(offset) = self.offsets.get(hour) {
-            return Some(offset);
+    /// The UTC offset (seconds) of every instant of the local day `day` (local seconds
+    /// since the epoch ÷ 86,400), if they all have the same single one: the same at
+    /// every hour of the day and at its last second.
+    fn day_offset(&self, day: i64) -> Option<i64> {
+        if let Some(kept) = self.offsets.get(day) {
+            return kept;
         }
         let at = |s: i64| {
             let naive = DateTime::from_timestamp(s, 0)?.naive_utc();
@@ -308,12 +335,15 @@ impl LocalDates {
                 _ => None,
             }
         };
-        let offset = at(hour * 3600)?;
-        if at(hour * 3600 + 3599)? != offset {
-            return None;
-        }
-        self.offsets.set(hour, offset);
-        Some(offset)
+        let start = day * 86_400;
+        let offset = at(start).filter(|&o| {
+            (1..24)
+                .map(|h| start + h * 3600)
+                .chain([start + 86_399])
+                .all(|s| at(s) == Some(o))
+        });
+        self.offsets.set(day, offset);
+        offset
     }
 
     /// UTC µs of a local wall-clock time; `rfc3339` reads instants with an offset. A time
@@ -326,16 +356,24 @@ impl LocalDates {
                 .map(|d| d.timestamp_micros())
                 .map_err(|e| format!("'{text}' is not an RFC 3339 instant ({e})"));
         }
-        let naive = match self.iso_seconds.then(|| iso_seconds(text)).flatten() {
-            Some(naive) => naive,
-            None => NaiveDateTime::parse_from_str(text, &self.format).map_err(|_| {
-                format!("'{text}' does not match the date format '{}'", self.format)
-            })?,
+        let (local_us, naive) = match self.iso_seconds.then(|| iso_seconds(text)).flatten() {
+            Some(s) => (s * 1_000_000, None),
+            None => {
+                let naive = NaiveDateTime::parse_from_str(text, &self.format).map_err(|_| {
+                    format!("'{text}' does not match the date format '{}'", self.format)
+                })?;
+                (naive.and_utc().timestamp_micros(), Some(naive))
+            }
         };
-        let local_us = naive.and_utc().timestamp_micros();
-        if let Some(offset) = self.hour_offset(local_us.div_euclid(3_600_000_000)) {
+        if let Some(offset) = self.day_offset(local_us.div_euclid(86_400_000_000)) {
             return Ok(local_us - offset * 1_000_000);
         }
+        let naive = match naive {
+            Some(naive) => naive,
+            None => DateTime::from_timestamp_micros(local_us)
+                .ok_or_else(|| format!("'{text}' is out of range"))?
+                .naive_utc(),
+        };
         let local = match self.tz.from_local_datetime(&naive) {
             chrono::LocalResult::Single(d) => d,
             chrono::LocalResult::Ambiguous(first, _) => first,
@@ -567,17 +605,19 @@ impl<'a> Normalizer<'a> {
             }
         }
         drop(number);
-        // ties on the instant by event id, then in the order the connector gave them
-        order.sort_unstable_by(|a, b| {
-            (a.0, a.1)
-                .cmp(&(b.0, b.1))
-                .then_with(|| {
+        // ties on the instant by event id, then in the order the connector gave them: the
+        // numbers sorted first, then each run of one ticket's instant by event id (a
+        // stable sort, so the connector's order stays among equal ids)
+        order.sort_unstable();
+        for run in order.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if run.len() > 1 {
+                run.sort_by(|a, b| {
                     raw_events[a.2 as usize]
                         .event_id
                         .cmp(&raw_events[b.2 as usize].event_id)
-                })
-                .then(a.2.cmp(&b.2))
-        });
+                });
+            }
+        }
         let mut tickets = TicketsBuilder::with_capacity(raw_tickets.len());
         let mut events = EventsBuilder::with_capacity(order.len() + order.len() / 8);
         let mut next = order.iter().peekable();
@@ -1032,14 +1072,30 @@ mod tests {
 
     #[test]
     fn iso_seconds_reads_as_the_format_does() {
+        use chrono::Datelike;
         let format = "%Y-%m-%d %H:%M:%S";
+        let chrono = |text: &str| {
+            NaiveDateTime::parse_from_str(text, format)
+                .ok()
+                .map(|n| n.and_utc().timestamp())
+        };
         for text in [
             "2025-03-30 02:30:00",
             "2024-02-29 23:59:59",
+            "2000-02-29 12:00:00",
+            "1900-02-29 12:00:00",
+            "2100-02-29 12:00:00",
+            "2025-04-31 12:00:00",
+            "2025-00-10 12:00:00",
+            "2025-01-00 12:00:00",
             "0999-01-01 00:00:00",
+            "0000-03-01 00:00:00",
+            "1969-12-31 23:59:59",
+            "9999-12-31 23:59:59",
             "2025-02-29 10:00:00",
             "2025-13-01 10:00:00",
             "2025-01-01 24:00:00",
+            "2025-01-01 10:60:00",
             "2025-01-01 10:00:60",
             "2025-1-05 09:00:00",
             "2025-01-05T09:00:00",
@@ -1048,18 +1104,38 @@ mod tests {
             "+2025-01-05 09:00:0",
         ] {
             // what the fast path reads is what the format reads; the rest goes to the format
-            let chrono = NaiveDateTime::parse_from_str(text, format).ok();
             if let Some(fast) = iso_seconds(text) {
-                assert_eq!(Some(fast), chrono, "{text}");
+                assert_eq!(Some(fast), chrono(text), "{text}");
             }
         }
-        assert_eq!(iso_seconds("2025-02-29 10:00:00"), None);
-        assert_eq!(iso_seconds("2025-1-05 09:00:00"), None);
+        // every day of 1599..2401 (leap years of every kind), at a time that moves
+        let mut day = chrono::NaiveDate::from_ymd_opt(1599, 1, 1).unwrap();
+        let mut second = 0u32;
+        while day.year() < 2401 {
+            let text = day
+                .and_hms_opt(second / 3600, second / 60 % 60, second % 60)
+                .unwrap()
+                .format(format)
+                .to_string();
+            assert_eq!(iso_seconds(&text), chrono(&text), "{text}");
+            assert!(iso_seconds(&text).is_some(), "{text}");
+            day = day.succ_opt().unwrap();
+            second = (second + 7919) % 86_400;
+        }
+        for wrong in [
+            "2025-02-29 10:00:00",
+            "1900-02-29 12:00:00",
+            "2025-04-31 12:00:00",
+            "2025-00-10 12:00:00",
+            "2025-01-01 24:00:00",
+            "2025-1-05 09:00:00",
+        ] {
+            assert_eq!(iso_seconds(wrong), None, "{wrong}");
+        }
         assert_eq!(
             iso_seconds("2024-02-29 23:59:59"),
-            chrono::NaiveDate::from_ymd_opt(2024, 2, 29)
-                .unwrap()
-                .and_hms_opt(23, 59, 59)
+            Some(1_709_251_199),
+            "2024-02-29T23:59:59Z"
         );
         // through LocalDates: a time skipped in spring reads one hour later
         let d = LocalDates::new(chrono_tz::Europe::Paris, format);
@@ -1184,6 +1260,40 @@ mod tests {
     }
 
     #[test]
+    fn events_go_by_ticket_then_instant_then_id_then_the_connectors_order() {
+        let (s, c) = (source(), Config::default());
+        let pseudo = crate::pseudonym::Pseudonymizer::new(b"k");
+        let n = Normalizer::new(&s, &c, &[], &pseudo).unwrap();
+        let status = |from: &str, to: &str| RawChange::Status(Some(from.into()), to.into());
+        let pulled = Pulled {
+            tickets: vec![raw("2"), raw("1")],
+            events: vec![
+                event("b", "1", "2026-03-02 10:00:00", status("new", "assigned")),
+                event("z", "2", "2026-03-02 09:00:00", RawChange::Created),
+                event("a", "1", "2026-03-02 10:00:00", status("new", "pending")),
+                event("c", "1", "2026-03-02 09:00:00", RawChange::Created),
+                // the same id twice at one instant: as the connector gave them
+                event("b", "1", "2026-03-02 10:00:00", status("new", "resolved")),
+                event("y", "2", "2026-03-02 08:00:00", status("new", "assigned")),
+            ],
+            ..Default::default()
+        };
+        let out = n.normalize(pulled, true);
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        let text = |name: &str| -> Vec<String> {
+            let c = out.events.column_by_name(name).unwrap();
+            let c = arrow::array::AsArray::as_string::<i32>(c.as_ref());
+            c.iter().map(|v| v.unwrap().to_string()).collect()
+        };
+        // ticket "2" comes first in the pull, so its events do too
+        assert_eq!(text("event_id"), ["y", "z", "c", "a", "b", "b"]);
+        assert_eq!(
+            text("to_value"),
+            ["assigned", "new", "new", "pending", "assigned", "resolved"]
+        );
+    }
+
+    #[test]
     fn local_dates_follow_the_zone() {
         let d = LocalDates::new(chrono_tz::Europe::Paris, "%Y-%m-%d %H:%M:%S");
         // 12:04:20 Paris in November is 11:04:20 UTC (the live iTop's example)
@@ -1210,7 +1320,7 @@ mod tests {
     }
 
     #[test]
-    fn kept_hour_offsets_read_as_the_zone_does() {
+    fn kept_day_offsets_read_as_the_zone_does() {
         // every 7 minutes 13 seconds over two years, read twice (the second time from
         // the kept offsets), in a zone changing by an hour and in one changing by half an
         // hour in the middle of an hour (Lord Howe Island, 02:00 ↔ 02:30)
