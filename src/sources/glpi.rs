@@ -698,6 +698,9 @@ impl<'a> Glpi<'a> {
         }
         items.sort_by(|a, b| key(a).cmp(&key(b)));
         let mut status: Option<CompactString> = None;
+        // the same person often writes several rows in turn (one form saved): their
+        // pseudonym is taken again rather than looked up among every identity met
+        let mut last_actor: Option<(CompactString, CompactString)> = None;
         for (_, says, item) in items {
             let change = match says {
                 Says::Created => RawChange::Created,
@@ -736,7 +739,14 @@ impl<'a> Glpi<'a> {
                 .get()
                 .map(strip_id)
                 .filter(|u| !u.is_empty())
-                .map(|u| self.pseudo.pseudonym(u));
+                .map(|u| match &last_actor {
+                    Some((name, pseudonym)) if name == u => pseudonym.clone(),
+                    _ => {
+                        let pseudonym = self.pseudo.pseudonym(u);
+                        last_actor = Some((u.into(), pseudonym.clone()));
+                        pseudonym
+                    }
+                });
             pulled.events.push(RawEvent {
                 event_id: id.into(),
                 ticket_id: ticket_id.into(),
